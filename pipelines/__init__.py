@@ -1,0 +1,1 @@
+"""LivePerson Chat Agent API ETL: the library (``liveperson``, ``storage``) and its Dagster wiring."""
