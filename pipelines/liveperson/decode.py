@@ -47,14 +47,10 @@ def decode_body(body: bytes, content_type: str | None, *, endpoint: str, status:
     try:
         return orjson.loads(head)
     except orjson.JSONDecodeError as exc:
-        raise PayloadError(
-            f"truncated or malformed JSON: {exc}", endpoint=endpoint, status=status, body=body
-        ) from exc
+        raise PayloadError(f"truncated or malformed JSON: {exc}", endpoint=endpoint, status=status, body=body) from exc
 
 
-def read_limited(
-    response: requests.Response, limit_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, *, endpoint: str
-) -> bytes:
+def read_limited(response: requests.Response, limit_bytes: int = DEFAULT_MAX_RESPONSE_BYTES, *, endpoint: str) -> bytes:
     """Read a ``stream=True`` response, refusing it as soon as it passes ``limit_bytes``.
 
     The rest of an oversized body is never downloaded: a runaway or hostile response must not exhaust memory.
@@ -108,9 +104,7 @@ def _decode_xml(text: bytes, *, endpoint: str, status: int | None, body: bytes) 
     except DefusedXmlException as exc:
         raise PayloadError(f"XML refused: {exc}", endpoint=endpoint, status=status, body=body) from exc
     except expat.ExpatError as exc:
-        raise PayloadError(
-            f"truncated or malformed XML: {exc}", endpoint=endpoint, status=status, body=body
-        ) from exc
+        raise PayloadError(f"truncated or malformed XML: {exc}", endpoint=endpoint, status=status, body=body) from exc
 
 
 class _DefusedExpat:
