@@ -1,0 +1,488 @@
+"""The simulator's HTTP server: routing, authentication checks, fault injection and response caching.
+
+A stdlib ``ThreadingHTTPServer`` with keep-alive; each response goes out as ONE write with Nagle disabled
+(PLATFORM.md: two writes on keep-alive stall every response ~22 ms). Encoded payloads are cached per simulated
+second (``availableAgents``) and per chat cursor, so the server is not what a throughput benchmark measures.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+from pipelines.liveperson.simulator import render
+from pipelines.liveperson.simulator.auth import AGENT_COOKIE, SESSION_COOKIE, AgentSession, Auth, LoginRefused
+from pipelines.liveperson.simulator.faults import Decision, Faults
+
+log = logging.getLogger(__name__)
+
+CACHE_BUDGET_BYTES = 256 * 1024 * 1024
+AGENT_SESSION_RESOURCES: list[tuple[str, re.Pattern[str]]] = [
+    ("info", re.compile(r"info")),
+    ("availability", re.compile(r"availability")),
+    ("availableAgents", re.compile(r"availableAgents")),
+    ("chat/availableSlots", re.compile(r"chat/availableSlots")),
+    ("chatSessions", re.compile(r"chatSessions")),
+    ("chat/{chatId}/events", re.compile(r"chat/(?P<chat>[^/]+)/events")),
+    ("chat/{chatId}/info", re.compile(r"chat/(?P<chat>[^/]+)/info")),
+    ("chat/{chatId}", re.compile(r"chat/(?P<chat>[^/]+)")),
+]
+ACCOUNT_PATH = re.compile(r"/api/account/(?P<acc>[^/]+)/(?P<rest>.*)")
+SESSION_PATH = re.compile(r"agentSession/(?P<sid>[^/]+)(?:/(?P<rest>.*))?")
+DOMAIN_PATH = re.compile(r"service/(?:(?P<service>[^/]+)/)?baseURI\.json")
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = render.JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Any
+    body: bytes
+    fmt: str
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.body) if self.body else None
+        except orjson.JSONDecodeError:
+            return None
+
+    def cookies(self) -> dict[str, list[str]]:
+        jar: dict[str, list[str]] = {}
+        for header in self.headers.get_all("Cookie") or ():
+            for part in header.split(";"):
+                name, _, value = part.strip().partition("=")
+                jar.setdefault(name, []).append(value)
+        return jar
+
+
+class ByteLRU:
+    """A thread-safe LRU of encoded bodies, bounded by their total size."""
+
+    def __init__(self, budget: int = CACHE_BUDGET_BYTES) -> None:
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._size = 0
+        self._budget = budget
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+                return body
+        body = make()
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = body
+                self._size += len(body)
+                while self._size > self._budget and len(self._items) > 1:
+                    self._size -= len(self._items.popitem(last=False)[1])
+        return body
+
+
+class Api:
+    """Answers requests against the world at the simulator clock's time; knows nothing about sockets."""
+
+    def __init__(self, world: Any, clock: Any, truth: Any, auth: Auth, faults: Faults, stats: Any) -> None:
+        self.world, self.clock, self.truth = world, clock, truth
+        self.auth, self.faults, self.stats = auth, faults, stats
+        self.account_id = str(world.account_id)
+        self.base_url = ""
+        self.domain_listing = False
+        self._overlay: dict[str, dict[str, Any]] = {}
+        self._overlay_version = 0
+        self._overlay_lock = threading.Lock()
+        self._cache = ByteLRU()
+
+    # ---- entry point ----
+
+    def handle(self, req: Request) -> Response:
+        now = self.clock.now()
+        if req.path.startswith("/_sim/"):
+            return self._admin(req, now)
+        match = ACCOUNT_PATH.fullmatch(req.path)
+        if match is None or match["acc"] != self.account_id:
+            return self._error(404, "Not found", now, req.fmt)
+        rest = match["rest"]
+        if rest in ("login", "refresh", "logout"):
+            return self._guarded(rest, req, now, None, lambda: self._login_service(rest, req, now))
+        domain = DOMAIN_PATH.fullmatch(rest)
+        if domain and req.method == "GET":
+            service = domain["service"] or "agentVep"
+            return self._guarded("domain", req, now, None, lambda: self._domain(service, domain["service"] is None))
+        if rest == "agentSession" and req.method == "POST":
+            return self._guarded("agentSession", req, now, None, lambda: self._open_session(req, now))
+        session_match = SESSION_PATH.fullmatch(rest)
+        if session_match is None:
+            return self._error(404, "Not found", now, req.fmt)
+        return self._session_call(req, now, session_match["sid"], session_match["rest"] or "")
+
+    # ---- faults around every API call ----
+
+    def _guarded(
+        self, endpoint: str, req: Request, now: datetime, session: AgentSession | None, answer: Callable[[], Response]
+    ) -> Response:
+        self.stats.count_request(endpoint)
+        decision = self.faults.decide(endpoint, now, session.opened_at if session else None)
+        if decision.latency_s:
+            time.sleep(decision.latency_s)
+        early = self._early_fault(decision, req, now, session)
+        if early is not None:
+            return early
+        return self._late_fault(decision, answer(), req)
+
+    def _early_fault(
+        self, decision: Decision, req: Request, now: datetime, session: AgentSession | None
+    ) -> Response | None:
+        fault = decision.fault
+        if fault is None or fault.kind in ("truncate", "xml"):
+            return None
+        if fault.kind == "outage":
+            return self._error(503, "Service Unavailable (outage)", now, req.fmt)
+        if fault.kind == "server_error":
+            return self._error(fault.params["status"], "Internal error", now, req.fmt)
+        if fault.kind == "rate_limit":
+            response = self._error(429, "Too Many Requests", now, req.fmt)
+            response.headers.append(("Retry-After", str(fault.params["retry_after"])))
+            return response
+        if fault.kind == "html":
+            return Response(fault.params["status"], render.html_error_page(fault.params["status"]), render.HTML)
+        if fault.kind == "expire_session" and session is not None:
+            self.auth.close_agent_session(session.sid)
+            return self._error(401, "Agent session expired", now, req.fmt)
+        return None
+
+    def _late_fault(self, decision: Decision, response: Response, req: Request) -> Response:
+        fault = decision.fault
+        if fault is None or response.status >= 300:
+            return response
+        if fault.kind == "xml" and response.content_type == render.JSON and response.body:
+            xml = render.encode(orjson.loads(response.body), render.XML)
+            return Response(200, xml, fault.params.get("content_type", render.XML), response.headers)
+        if fault.kind == "truncate" and len(response.body) > 1:
+            cut = self.faults.cut_point(len(response.body))
+            return Response(response.status, response.body[:cut], response.content_type, response.headers)
+        return response
+
+    # ---- Login Service and Domain API ----
+
+    def _login_service(self, action: str, req: Request, now: datetime) -> Response:
+        if req.method != "POST":
+            return self._error(405, "Method not allowed", now, req.fmt)
+        body = req.json()
+        if action == "login":
+            try:
+                login = self.auth.login(body)
+            except LoginRefused as refused:
+                return self._error(refused.status, refused.message, now, req.fmt)
+            profile = self.world.agent_by_login(login.username)
+            payload = render.login_payload(login, profile, self.account_id, self._host(), now)
+            cookie = f"{SESSION_COOKIE}={login.session_id}; Path=/; HttpOnly"
+            return Response(200, render.encode(payload, req.fmt), req.fmt, [("Set-Cookie", cookie)])
+        session_id = next(iter(req.cookies().get(SESSION_COOKIE, [])), None)
+        csrf = body.get("csrf") if isinstance(body, dict) else None
+        ok = self.auth.refresh(session_id, csrf) if action == "refresh" else self.auth.logout(session_id, csrf)
+        if not ok:
+            return self._error(401, "Invalid csrf or session", now, req.fmt)
+        return Response(200, b"", req.fmt)
+
+    def _domain(self, service: str, listing_path: bool) -> Response:
+        payload = render.domain_payload(service, self.account_id, self._host(), self.domain_listing or listing_path)
+        return Response(200, orjson.dumps(payload))
+
+    def _host(self) -> str:
+        return self.base_url.split("://", 1)[-1]
+
+    # ---- agent sessions ----
+
+    def _open_session(self, req: Request, now: datetime) -> Response:
+        login = self.auth.by_bearer(req.headers.get("Authorization"))
+        if login is None:
+            return self._error(401, "Missing or invalid bearer", now, req.fmt)
+        if not isinstance(req.json(), dict):
+            return self._error(400, "Expected a JSON body such as {\"loginData\": \"\"}", now, req.fmt)
+        session = self.auth.open_agent_session(login, now)
+        url = self._session_url(session.sid)
+        path = f"/api/account/{self.account_id}/agentSession/{session.sid}"
+        cookie = f"{AGENT_COOKIE}={session.cookie}; Path={path}; HttpOnly"
+        payload = render.agent_session_created(url)
+        return Response(201, render.encode(payload, req.fmt), req.fmt, [("Set-Cookie", cookie), ("Location", url)])
+
+    def _session_url(self, sid: str) -> str:
+        return f"{self.base_url}/api/account/{self.account_id}/agentSession/{sid}"
+
+    def _session_call(self, req: Request, now: datetime, sid: str, rest: str) -> Response:
+        endpoint, match = self._resource(rest)
+        login = self.auth.by_bearer(req.headers.get("Authorization"))
+        session = self.auth.agent_session(sid, login, req.cookies()) if login else None
+
+        def answer() -> Response:
+            if session is None:
+                return self._error(401, "Unauthorized: invalid bearer or agent session", now, req.fmt)
+            if endpoint is None or match is None:
+                return self._error(404, "Not found", now, req.fmt)
+            return self._resource_call(endpoint, match, req, now, session)
+
+        if endpoint is None and rest == "" and req.method == "DELETE":
+            if session is None:
+                return self._error(401, "Unauthorized: invalid bearer or agent session", now, req.fmt)
+            self.auth.close_agent_session(sid)
+            return Response(200, b"", req.fmt)
+        return self._guarded(endpoint or "agentSession", req, now, session, answer)
+
+    @staticmethod
+    def _resource(rest: str) -> tuple[str | None, re.Match[str] | None]:
+        for name, pattern in AGENT_SESSION_RESOURCES:
+            match = pattern.fullmatch(rest)
+            if match:
+                return name, match
+        return None, None
+
+    def _resource_call(
+        self, endpoint: str, match: re.Match[str], req: Request, now: datetime, session: AgentSession
+    ) -> Response:
+        method = req.headers.get("X-HTTP-Method-Override", req.method).upper()
+        if endpoint == "availability" and method == "PUT":
+            return self._set_availability(req, now, session)
+        if method != "GET":
+            return self._error(405, "Method not allowed", now, req.fmt)
+        url = self._session_url(session.sid)
+        if endpoint == "info":
+            chat, voice = self._availability(session.agent_id, now)
+            profile = self.world.agent_at(session.agent_id, now).profile
+            return self._ok(render.info_payload(url, profile, chat, voice), req.fmt)
+        if endpoint == "availability":
+            return self._ok(render.availability_payload(*self._availability(session.agent_id, now)), req.fmt)
+        if endpoint == "availableAgents":
+            return self._available_agents(req, now, url)
+        if endpoint == "chat/availableSlots":
+            return self._available_slots(req, now)
+        if endpoint == "chatSessions":
+            chats = self.world.chats_of_agent(session.agent_id, now)
+            return self._ok(render.chat_sessions_payload(url, chats), req.fmt)
+        return self._chat(endpoint, unquote(match["chat"]), req, now, session, url)
+
+    def _ok(self, payload: Any, fmt: str) -> Response:
+        return Response(200, render.encode(payload, fmt), fmt)
+
+    # ---- availability (with the per-agent overlay set by PUT) ----
+
+    def _availability(self, agent_id: str, now: datetime) -> tuple[str, str]:
+        agent = self.world.agent_at(agent_id, now)
+        chat, voice = render.state_name(agent.chat_state), render.state_name(agent.voice_state)
+        overlay = self._overlay.get(agent_id, {})
+        return overlay.get("chat", chat), overlay.get("voice", voice)
+
+    def _set_availability(self, req: Request, now: datetime, session: AgentSession) -> Response:
+        body = req.json()
+        wanted = body.get("availability") if isinstance(body, dict) else None
+        if not isinstance(wanted, dict) or not wanted or not all(isinstance(v, str) for v in wanted.values()):
+            return self._error(400, "Expected {\"availability\": {\"chat\": \"Online\"}}", now, req.fmt)
+        with self._overlay_lock:
+            entry = dict(self._overlay.get(session.agent_id, {}))
+            entry.update({k: v for k, v in wanted.items() if k in ("chat", "voice")})
+            entry["since"] = now
+            self._overlay[session.agent_id] = entry
+            self._overlay_version += 1
+        return self._ok(render.availability_payload(*self._availability(session.agent_id, now)), req.fmt)
+
+    # ---- account-wide resources ----
+
+    def _available_agents(self, req: Request, now: datetime, session_url: str) -> Response:
+        q = req.query
+        filters = (q.get("skill"), q.get("chatState"), q.get("voiceState"))
+        second = int(now.timestamp())
+        key = ("agents", second, filters, req.fmt, session_url, self._overlay_version)
+
+        def make() -> bytes:
+            items = [item for agent in self.world.agents_at(now) if (item := self._agent_item(agent, now, filters))]
+            next_href = f"{session_url}/availableAgents?timeStamp={second * 1000}"
+            return render.encode(render.available_agents_payload(items, next_href), req.fmt)
+
+        return Response(200, self._cache.get_or_make(key, make), req.fmt)
+
+    def _agent_item(self, agent: Any, now: datetime, filters: tuple[str | None, ...]) -> dict[str, Any] | None:
+        skill, chat_filter, voice_filter = filters
+        profile = agent.profile
+        chat_code, voice_code, elapsed = int(agent.chat_state), int(agent.voice_state), agent.elapsed_ms
+        overlay = self._overlay.get(profile.agent_id)
+        if overlay:
+            chat_code = render.STATE_CODES.get(overlay.get("chat", ""), chat_code)
+            voice_code = render.STATE_CODES.get(overlay.get("voice", ""), voice_code)
+            elapsed = int((now - overlay["since"]).total_seconds() * 1000)
+        if skill is not None and all(name != skill for _, name in profile.skills):
+            return None
+        if chat_filter is not None and render.STATE_CODES.get(chat_filter) != chat_code:
+            return None
+        if voice_filter is not None and render.STATE_CODES.get(voice_filter) != voice_code:
+            return None
+        chats = agent.chats if isinstance(agent.chats, int) else len(agent.chats)
+        return render.agent_item(profile, chat_code, voice_code, elapsed, chats)
+
+    def _available_slots(self, req: Request, now: datetime) -> Response:
+        wait = req.query.get("maxWaitTime")
+        if wait is not None and not (wait.isdigit() and 0 <= int(wait) <= 86400):
+            return self._error(400, "maxWaitTime must be 0..86400 seconds", now, req.fmt)
+        slots = self.world.available_slots(now, req.query.get("skill"), req.query.get("agent"))
+        return self._ok(render.available_slots_payload(slots), req.fmt)
+
+    # ---- chat resources (agent-scoped) ----
+
+    def _chat(
+        self, endpoint: str, chat_id: str, req: Request, now: datetime, session: AgentSession, url: str
+    ) -> Response:
+        if not self.world.chat_exists(chat_id, now) or str(self.world.chat_owner(chat_id)) != session.agent_id:
+            return self._error(404, f"Chat {chat_id} not found in this agent session", now, req.fmt)
+        raw_from = req.query.get("from", "0")
+        if not raw_from.isdigit():
+            return self._error(400, "from must be a non-negative integer", now, req.fmt)
+        from_ = int(raw_from)
+        if endpoint == "chat/{chatId}/info":
+            info = self.world.chat_info(chat_id, now)
+            return self._ok(render.chat_info_payload(url, chat_id, info), req.fmt)
+        events = self.world.chat_events(chat_id, now, from_)
+        info = self.world.chat_info(chat_id, now) if endpoint == "chat/{chatId}" else None
+        last = render.event_id(events[-1]) if events else -1
+        key = (endpoint, chat_id, url, from_, req.fmt, len(events), last, orjson.dumps(info))
+
+        def make() -> bytes:
+            if info is None:
+                return render.encode(render.events_payload(url, chat_id, events, from_), req.fmt)
+            return render.encode(render.chat_payload(url, chat_id, events, from_, info), req.fmt)
+
+        return Response(200, self._cache.get_or_make(key, make), req.fmt)
+
+    # ---- errors ----
+
+    @staticmethod
+    def _error(status: int, message: str, now: datetime, fmt: str) -> Response:
+        return Response(status, render.encode(render.error_payload(status, message, now), fmt), fmt)
+
+    # ---- admin paths (not part of the real API; no bearer) ----
+
+    def _admin(self, req: Request, now: datetime) -> Response:
+        path, body = req.path[len("/_sim/") :], req.json()
+        try:
+            payload = self._admin_payload(req.method, path, req.query, body if isinstance(body, dict) else {})
+        except (KeyError, TypeError, ValueError) as exc:
+            return Response(400, orjson.dumps({"error": {"message": str(exc)}}))
+        if payload is None:
+            return Response(404, orjson.dumps({"error": {"message": f"no admin path {req.path}"}}))
+        return Response(200, orjson.dumps(payload, default=str))
+
+    def _admin_payload(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> Any:
+        if path == "clock":
+            if method == "POST":
+                self._set_clock(body)
+            return {**self.clock.state(), "now": self.clock.now().isoformat()}
+        if path == "faults":
+            if method == "DELETE" or (method == "POST" and body.get("clear")):
+                self.faults.clear(body.get("endpoint"))
+            elif method == "POST":
+                self.faults.set(**body)
+            return [rule.to_json() for rule in self.faults.rules()]
+        if path == "stats":
+            return self.stats.to_json()
+        if path == "options" and method == "POST":
+            self.domain_listing = bool(body.get("domain_listing", self.domain_listing))
+            return {"domain_listing": self.domain_listing}
+        if path == "expire" and method == "POST":
+            return {"expired": self.auth.expire(body.get("username"))}
+        if path == "block" and method == "POST":
+            self.auth.block(body["username"])
+            return {"blocked": body["username"]}
+        if path == "truth/agents":
+            start, end = _parse_time(query["start"]), _parse_time(query["end"])
+            return self.truth.agent_state_history(start, end)
+        if path.startswith("truth/chat/"):
+            return self.truth.chat_events(unquote(path[len("truth/chat/") :]))
+        return None
+
+    def _set_clock(self, body: dict[str, Any]) -> None:
+        changes = {k: body[k] for k in ("speed", "paused") if k in body}
+        if "at" in body:
+            changes["at"] = _parse_time(body["at"])
+        if changes:
+            self.clock.set(**changes)
+        if "advance" in body:
+            self.clock.advance(float(body["advance"]))
+
+
+def _parse_time(value: str) -> datetime:
+    when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive plumbing; every response is one ``sendall`` of headers and body."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: SimulatorHTTPServer
+
+    def _serve(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        accept = self.headers.get("Accept") or ""
+        fmt = render.XML if "xml" in accept and "json" not in accept else render.JSON
+        request = Request(self.command, split.path, query, self.headers, body, fmt)
+        api = self.server.api
+        try:
+            response = api.handle(request)
+        except Exception:
+            log.exception("simulator failed on %s %s", self.command, split.path)
+            response = Response(500, orjson.dumps({"error": {"message": "simulator internal error"}}))
+        self._send(response, api.clock.now())
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    def _send(self, response: Response, now: datetime) -> None:
+        status = HTTPStatus(response.status)
+        lines = [
+            f"HTTP/1.1 {status.value} {status.phrase}",
+            f"Date: {format_datetime(now.astimezone(UTC), usegmt=True)}",
+            "Server: liveperson-simulator",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            *(f"{name}: {value}" for name, value in response.headers),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: access logs would only repeat what ``/_sim/stats`` counts."""
+
+
+class SimulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], api: Api) -> None:
+        super().__init__(address, _Handler)
+        self.api = api
