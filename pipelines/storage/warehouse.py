@@ -1,0 +1,176 @@
+"""The SQL warehouse: one engine per URL (SQLite or PostgreSQL), migrations, bulk upserts and table reads.
+
+SQLite is tuned for one writer and concurrent readers (WAL, a 30 s busy timeout, and ``BEGIN IMMEDIATE`` so that
+a write transaction takes its lock up front instead of failing half-way on an upgrade). Every statement is built
+by SQLAlchemy Core from the fixed tables in ``schema.py``: values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pipelines.storage import migrations, schema
+from pipelines.storage.lock import writer_lock
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+UPSERT_CHUNK_ROWS = 5_000
+
+Rows = pa.Table | Sequence[Mapping[str, Any]]
+
+
+class Warehouse:
+    """The warehouse at ``url`` (e.g. ``sqlite:///data/warehouse.db``, ``postgresql+psycopg://u@h/db``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+        if self.url.get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(self.url)
+        elif self.url.get_backend_name() == "postgresql":
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported warehouse backend: {self.url.get_backend_name()!r}")
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a file-backed SQLite warehouse; None for PostgreSQL and in-memory SQLite."""
+        if self.dialect != "sqlite" or not _is_sqlite_file(self.url):
+            return None
+        return Path(self.url.database).resolve()
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied now."""
+        return migrations.migrate(self.engine)
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def writer_lock(self, wait_s: float) -> AbstractContextManager[bool]:
+        """The one-writer-at-a-time lock (see ``lock.writer_lock``)."""
+        return writer_lock(self, wait_s)
+
+    def upsert(self, conn: sa.Connection, table: str, rows: Rows, update: bool = True) -> int:
+        """Insert ``rows``; on a key conflict update the given non-key columns (or keep the row when not
+        ``update``). Columns absent from ``rows`` are left as stored. Returns the number of rows sent."""
+        target = schema.table(table)
+        columns, records = _records(target, rows)
+        if not records:
+            return 0
+        keys = schema.KEYS[table]
+        missing = [key for key in keys if key not in columns]
+        if missing:
+            raise ValueError(f"{table}: rows lack key columns {missing}")
+        stmt = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(target)
+        assignments = _assignments(table, target, stmt, columns) if update else {}
+        if assignments:
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=assignments)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        for start in range(0, len(records), UPSERT_CHUNK_ROWS):
+            conn.execute(stmt, records[start : start + UPSERT_CHUNK_ROWS])
+        return len(records)
+
+    def read_table(self, conn: sa.Connection, table: str, where: Mapping[str, Any] | None = None) -> pa.Table:
+        """All rows of ``table`` matching ``where`` (column = value, ANDed), in key order, as its Arrow schema."""
+        target = schema.table(table)
+        query = sa.select(target)
+        for column, value in (where or {}).items():
+            if column not in target.c:
+                raise ValueError(f"{table} has no column {column!r}")
+            query = query.where(target.c[column] == value)
+        query = query.order_by(*(target.c[key] for key in schema.KEYS[table]))
+        rows = conn.execute(query).all()
+        arrow_schema = schema.ARROW_SCHEMAS[table]
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(arrow_schema)
+        return pa.table(
+            [pa.array(column, type=field.type) for column, field in zip(values, arrow_schema, strict=True)],
+            schema=arrow_schema,
+        )
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, and processes that fork)."""
+        self.engine.dispose()
+
+
+def _is_sqlite_file(url: sa.URL) -> bool:
+    database = url.database or ""
+    return database not in ("", ":memory:") and url.query.get("mode") != "memory"
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    """SQLite with WAL and BEGIN IMMEDIATE, per SQLAlchemy's documented pysqlite transaction recipe."""
+    file_backed = _is_sqlite_file(url)
+    if file_backed:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below control transactions
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if file_backed:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _records(target: sa.Table, rows: Rows) -> tuple[list[str], list[dict[str, Any]]]:
+    """Column names and parameter dicts; Arrow tables are converted column-wise (timestamps to naive UTC)."""
+    if isinstance(rows, pa.Table):
+        columns = list(rows.column_names)
+        _check_columns(target, columns)
+        lists = [_arrow_to_python(rows.column(name)) for name in columns]
+        return columns, [dict(zip(columns, values, strict=True)) for values in zip(*lists, strict=True)]
+    records = [dict(row) for row in rows]
+    columns = list(records[0]) if records else []
+    _check_columns(target, columns)
+    for record in records:
+        if record.keys() != set(columns):
+            raise ValueError(f"{target.name}: every row must have the same columns")
+    return columns, records
+
+
+def _check_columns(target: sa.Table, columns: Sequence[str]) -> None:
+    unknown = [name for name in columns if name not in target.c]
+    if unknown:
+        raise ValueError(f"{target.name} has no columns {unknown}")
+
+
+def _arrow_to_python(column: pa.ChunkedArray) -> list[Any]:
+    if pa.types.is_timestamp(column.type):
+        # Casting drops the zone but keeps the instant: the values are UTC, which is what SQL stores.
+        column = column.cast(pa.timestamp("us"))
+    return column.to_pylist()
+
+
+def _assignments(table: str, target: sa.Table, stmt: Any, columns: Sequence[str]) -> dict[str, Any]:
+    keys = set(schema.KEYS[table])
+    keep = schema.KEEP_ON_UPDATE.get(table, frozenset())
+    coalesce = schema.COALESCE_ON_UPDATE.get(table, frozenset())
+    assignments: dict[str, Any] = {}
+    for name in columns:
+        if name in keys or name in keep:
+            continue
+        new = stmt.excluded[name]
+        assignments[name] = sa.func.coalesce(new, target.c[name]) if name in coalesce else new
+    return assignments
