@@ -54,3 +54,7 @@ class AuthError(LivePersonError):
 
 class LoginBlocked(AuthError):
     """The login breaker is open for this login (an earlier 401/451 on login); an operator must reset it."""
+
+
+class ApiUnreachable(LivePersonError):
+    """No HTTP answer at all after retries: connection refused or reset, timeout, or TLS verification failed."""

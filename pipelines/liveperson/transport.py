@@ -1,0 +1,126 @@
+"""HTTP transport shaped to LivePerson's published retry policy, delegated to ``urllib3.Retry``.
+
+The policy: never retry a 4xx other than 429; after a 429 wait Retry-After and at least 1 s; retry a 5xx three times
+after 5, 10 and 15 s (``base`` x1, x2, x3; tests shrink the base). Only idempotent methods are retried on a status
+or a broken read: the agent-session POST must never be sent twice (each success opens a session that would leak),
+and the login POST gets its own adapter that retries a 429 only, after 5 s. Connection errors before anything was
+sent are safe to retry for any method.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from pipelines.liveperson.config import ApiSettings
+
+log = logging.getLogger(__name__)
+
+SERVER_ERRORS = frozenset(range(500, 600))
+RATE_LIMITED = 429
+MIN_WAIT_AFTER_429_S = 1.0
+LOGIN_WAIT_AFTER_429_S = 5.0
+# A Retry-After longer than this is not worth holding a run for: the response is returned as the error instead.
+MAX_RETRY_AFTER_S = 120
+RETRIED_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class LivePersonRetry(Retry):
+    """``Retry`` with LivePerson's pauses: linear ``base`` x n for 5xx (capped at x3), a floor after a 429."""
+
+    def __init__(
+        self, *args: Any, retry_base_s: float = 5.0, min_wait_after_429_s: float = MIN_WAIT_AFTER_429_S, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_base_s = retry_base_s
+        self.min_wait_after_429_s = min_wait_after_429_s
+
+    @classmethod
+    def for_api(cls, retry_base_s: float) -> LivePersonRetry:
+        """Agent API reads: 5xx and 429 three times, a broken connection twice, a broken read once."""
+        return cls(
+            total=None,
+            connect=2,
+            read=1,
+            status=3,
+            other=0,
+            redirect=0,
+            status_forcelist=SERVER_ERRORS | {RATE_LIMITED},
+            allowed_methods=RETRIED_METHODS,
+            respect_retry_after_header=True,
+            retry_after_max=MAX_RETRY_AFTER_S,
+            raise_on_status=False,
+            retry_base_s=retry_base_s,
+        )
+
+    @classmethod
+    def for_login(cls) -> LivePersonRetry:
+        """The login POST: a 429 is retried twice, each after at least 5 s; nothing else is retried."""
+        return cls(
+            total=None,
+            connect=2,
+            read=0,
+            status=2,
+            other=0,
+            redirect=0,
+            status_forcelist={RATE_LIMITED},
+            allowed_methods=frozenset({"POST"}),
+            respect_retry_after_header=True,
+            retry_after_max=MAX_RETRY_AFTER_S,
+            raise_on_status=False,
+            min_wait_after_429_s=LOGIN_WAIT_AFTER_429_S,
+        )
+
+    def new(self, **kw: Any) -> LivePersonRetry:
+        retry = super().new(**kw)
+        retry.retry_base_s = self.retry_base_s
+        retry.min_wait_after_429_s = self.min_wait_after_429_s
+        return retry
+
+    def get_backoff_time(self) -> float:
+        """Pause before the next attempt when the server gave no usable Retry-After."""
+        if not self.history:
+            return 0.0
+        if self.history[-1].status == RATE_LIMITED:
+            return self.min_wait_after_429_s
+        consecutive = 0
+        for attempt in reversed(self.history):
+            if attempt.redirect_location is not None:
+                break
+            consecutive += 1
+        return self.retry_base_s * min(consecutive, 3)
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """Retry-After as sent, but never less than the floor after a 429 (avoid bursts)."""
+        seconds = super().get_retry_after(response)
+        if seconds is not None and response.status == RATE_LIMITED:
+            return max(seconds, self.min_wait_after_429_s)
+        return seconds
+
+
+def make_http_session(settings: ApiSettings) -> requests.Session:
+    """A ``requests.Session`` (one cookie jar) whose pooled adapter retries by LivePerson's policy.
+
+    TLS verification is always on, with the configured CA bundle when one is given. The pool holds as many
+    connections as chats are polled at once, so that concurrent polls of one agent session reuse connections.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        max_retries=LivePersonRetry.for_api(settings.retry_base_s),
+        pool_connections=4,
+        pool_maxsize=max(settings.chat_concurrency, 1),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.verify = settings.ca_bundle or True
+    return session
+
+
+def mount_login_retry(session: requests.Session, login_url: str) -> None:
+    """Give the login URL its own adapter: a 429 is retried after 5 s, any other answer is returned at once."""
+    session.mount(login_url, HTTPAdapter(max_retries=LivePersonRetry.for_login(), pool_connections=1, pool_maxsize=1))
