@@ -1,0 +1,137 @@
+"""Parquet files in the contract's layout, written atomically so that a reader never sees half a file.
+
+Locally a file is written under a hidden temporary name (never ending in ``.parquet``, so globs skip it),
+fsynced, then renamed into place with ``os.replace``; on an object store the upload itself appears whole when it
+completes. Every value that becomes part of a path goes through ``safe_path_component``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from pipelines.storage.schema import ARROW_SCHEMAS, DIMENSION_TABLES, FACT_TABLES
+
+_SAFE = re.compile(r"[A-Za-z0-9._=-]{1,200}")
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
+
+
+def safe_path_component(value: str) -> str:
+    """``value`` unchanged if it is safe as one folder or file name, else ValueError.
+
+    Only ``[A-Za-z0-9._=-]`` is allowed, and no leading dot (no ``.``/``..``, no hidden or temporary names), so
+    no separator, traversal, NUL, control character, quote or SQL fragment can reach a path.
+    """
+    if not isinstance(value, str) or not _SAFE.fullmatch(value) or value.startswith("."):
+        raise ValueError(f"unsafe path component: {value!r}")
+    return value
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order and types (an all-null column keeps its type)."""
+    missing = [name for name in schema.names if name not in table.column_names]
+    extra = [name for name in table.column_names if name not in schema.names]
+    if missing or extra:
+        raise ValueError(f"columns differ from the schema: missing {missing}, unexpected {extra}")
+    return pa.table([table.column(field.name).cast(field.type) for field in schema], schema=schema)
+
+
+def _partition(day: date) -> str:
+    if isinstance(day, datetime):  # a datetime is a date too: take its UTC calendar day
+        day = day.astimezone(UTC).date()
+    return f"date={day.isoformat()}"
+
+
+class ParquetStore:
+    """Parquet files under ``root``: a local folder or a URI that ``pyarrow.fs.FileSystem.from_uri`` opens."""
+
+    def __init__(self, root: str) -> None:
+        if "://" in root:
+            self.fs, path = pafs.FileSystem.from_uri(root)
+        else:
+            self.fs, path = pafs.LocalFileSystem(), os.path.abspath(root)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.root = path.rstrip("/")
+
+    def write_fact(self, table: str, snapshot_id: str, day: date, arrow_table: pa.Table) -> str:
+        """``root/<table>/date=YYYY-MM-DD/<snapshot_id>.parquet``: one file per fact table per run."""
+        if table not in FACT_TABLES:
+            raise ValueError(f"not a fact table: {table!r}")
+        name = f"{safe_path_component(snapshot_id)}.parquet"
+        return self._write([table, _partition(day), name], conform(arrow_table, ARROW_SCHEMAS[table]))
+
+    def write_dimension(self, table: str, arrow_table: pa.Table) -> str:
+        """``root/<table>/current.parquet``, replaced whole each run."""
+        if table not in DIMENSION_TABLES:
+            raise ValueError(f"not a dimension table: {table!r}")
+        return self._write([table, "current.parquet"], conform(arrow_table, ARROW_SCHEMAS[table]))
+
+    def write_partition(self, view: str, day: date, arrow_table: pa.Table, schema: pa.Schema | None = None) -> str:
+        """``root/<view>/date=YYYY-MM-DD/part.parquet`` for a daily reporting partition."""
+        if schema is not None:
+            arrow_table = conform(arrow_table, schema)
+        return self._write([safe_path_component(view), _partition(day), "part.parquet"], arrow_table)
+
+    def fact_files(self, table: str) -> list[str]:
+        """The data files of ``table`` (any layout below its folder), sorted; temporaries excluded."""
+        folder = f"{self.root}/{safe_path_component(table)}"
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
+
+    def remove_temporaries(self, older_than_s: float = 600.0) -> int:
+        """Delete temporary files left by a crashed write; returns how many.
+
+        Only those older than ``older_than_s``, so that a write in progress in another process is left alone.
+        Object stores have none: an upload appears whole or not at all.
+        """
+        if not self.local or not os.path.isdir(self.root):
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(folder, name)
+                if _TEMPORARY.match(name) and os.path.getmtime(path) <= cutoff:
+                    os.remove(path)
+                    removed += 1
+        return removed
+
+    def _write(self, parts: list[str], table: pa.Table) -> str:
+        folder = "/".join([self.root, *parts[:-1]])
+        final = f"{folder}/{parts[-1]}"
+        if not self.local:
+            self.fs.create_dir(folder, recursive=True)
+            pq.write_table(table, final, filesystem=self.fs)
+            return final
+        os.makedirs(folder, exist_ok=True)
+        temporary = os.path.join(folder, f".{parts[-1]}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(temporary, "wb") as file:
+                pq.write_table(table, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+        _fsync_directory(folder)
+        return final
+
+
+def _fsync_directory(folder: str) -> None:
+    """Make the rename itself durable (the new directory entry), not only the file's bytes."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
