@@ -157,7 +157,8 @@ def _logins(env: Mapping[str, str], missing: list[str]) -> tuple[Credentials, ..
 
 def _agent_logins(value: str) -> tuple[Credentials, ...]:
     """A JSON list of ``{"username", "password"}``, inline or in an owner-only file."""
-    text = value.encode() if value.startswith("[") else _read_owner_only(Path(value))
+    inline = value.startswith(("[", "{"))  # JSON, never echoed: it holds passwords
+    text = value.encode() if inline else _read_owner_only(Path(value))
     try:
         items = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
