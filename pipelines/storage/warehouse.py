@@ -65,7 +65,8 @@ class Warehouse:
 
     def upsert(self, conn: sa.Connection, table: str, rows: Rows, update: bool = True) -> int:
         """Insert ``rows``; on a key conflict update the given non-key columns (or keep the row when not
-        ``update``). Columns absent from ``rows`` are left as stored. Returns the number of rows sent."""
+        ``update``). Columns absent from ``rows`` are left as stored; of rows sharing a key the last one counts.
+        Returns the number of distinct rows sent."""
         target = schema.table(table)
         columns, records = _records(target, rows)
         if not records:
@@ -74,6 +75,7 @@ class Warehouse:
         missing = [key for key in keys if key not in columns]
         if missing:
             raise ValueError(f"{table}: rows lack key columns {missing}")
+        records = _last_per_key(records, keys)
         stmt = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(target)
         assignments = _assignments(table, target, stmt, columns) if update else {}
         if assignments:
@@ -148,6 +150,12 @@ def _records(target: sa.Table, rows: Rows) -> tuple[list[str], list[dict[str, An
         if record.keys() != set(columns):
             raise ValueError(f"{target.name}: every row must have the same columns")
     return columns, records
+
+
+def _last_per_key(records: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows with distinct keys: PostgreSQL refuses a batch that would update one row twice."""
+    unique = {tuple(record[key] for key in keys): record for record in records}
+    return records if len(unique) == len(records) else list(unique.values())
 
 
 def _check_columns(target: sa.Table, columns: Sequence[str]) -> None:

@@ -158,3 +158,10 @@ def test_values_are_bound_not_interpolated(warehouse: Warehouse) -> None:
         assert warehouse.read_table(conn, "agent", where={"agent_id": hostile}).column("nickname").to_pylist() == [
             hostile
         ]
+
+
+def test_rows_repeating_a_key_in_one_batch_store_the_last_one(warehouse: Warehouse) -> None:
+    with warehouse.begin() as conn:
+        sent = warehouse.upsert(conn, "agent", [{"agent_id": "1", "nickname": "a"}, {"agent_id": "1", "nickname": "b"}])
+        assert sent == 1
+        assert warehouse.read_table(conn, "agent").column("nickname").to_pylist() == ["b"]
