@@ -417,7 +417,8 @@ class Api:
             start, end = _parse_time(query["start"]), _parse_time(query["end"])
             return self.truth.agent_state_history(start, end)
         if path.startswith("truth/chat/"):
-            return self.truth.chat_events(unquote(path[len("truth/chat/") :]))
+            until = _parse_time(query["until"]) if "until" in query else None
+            return self.truth.chat_events(unquote(path[len("truth/chat/") :]), until=until)
         return None
 
     def _set_clock(self, body: dict[str, Any]) -> None:
