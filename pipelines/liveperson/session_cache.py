@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -161,7 +162,8 @@ class LoginBreaker:
         message = (
             f"login breaker open for {username!r} since {record.get('at')}: {record.get('reason')}. No login is "
             f"attempted until the configuration changes or an operator runs: "
-            f"python -m pipelines.liveperson.session_cache --reset-breaker {username} --state-dir {self.folder.parent}"
+            f"python -m pipelines.liveperson.session_cache --reset-breaker {shlex.quote(username or '')} "
+            f"--state-dir {shlex.quote(str(self.folder.parent))}"
         )
         log.error(message)
         raise LoginBlocked(message)
@@ -176,7 +178,7 @@ class LoginBreaker:
             username,
             status,
             reason,
-            username,
+            shlex.quote(username or ""),
         )
 
     def records(self) -> Iterator[tuple[Path, dict[str, Any]]]:
