@@ -6,7 +6,7 @@ per-request calls are ``searchsorted``/``bisect`` lookups over a day's precomput
 
 Modelling choices (documented because tests and the ETL's reports depend on them):
 - Agents work every day; no shift and no chat spans midnight UTC. Everyone is Offline at 00:00:00 and shifts end by
-  23:59:59. Shift starts follow the sun (blocks from 00:00 to 15:30 UTC), so some agents are Online at any hour.
+  23:59:59. Shift starts follow the sun (blocks from 00:00 to 16:00 UTC), so some agents are Online at any hour.
 - An agent's state changes are Online spells broken by Away and Occupied spells (minutes to an hour), sub-minute
   Away flaps, and a few-second Away 20 s after a chat offer it did not accept (that chat then goes to another agent).
 - A chat is routed, after a short wait, to the least loaded Online agent (within a bounded probe) that has its skill
@@ -16,7 +16,6 @@ Modelling choices (documented because tests and the ETL's reports depend on them
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -263,9 +262,9 @@ class World:
         if i is None:
             return None
         plan, ms = self._lookup(t)
-        k = _seg_index(plan, i, ms)
-        state = plan.seg_states[i][k]
-        elapsed = 0 if state == wd.OFFLINE else ms - plan.seg_starts[i][k]
+        k = int(np.searchsorted(plan.seg_keys, plan.agent_base[i] + ms, side="right")) - 1
+        state = int(plan.seg_state_arr[k])
+        elapsed = 0 if state == wd.OFFLINE else ms - int(plan.seg_start_arr[k])
         voice = state if self.agents[i].voice_enabled and state in (wd.ONLINE, wd.AWAY) else wd.OFFLINE
         chats = sum(1 for c in plan.chats_by_agent[i] if plan.assigned[c] <= ms < plan.end[c])
         return AgentNow(self.agents[i], state, voice, elapsed, chats)
@@ -308,7 +307,7 @@ class World:
             current: list[int] | None = None  # [state, start_ms, end_ms]
             for plan in plans:
                 base = _day_start_ms(plan.day)
-                starts, states = plan.seg_starts[i], plan.seg_states[i]
+                starts, states = plan.segments(i)
                 for k, state in enumerate(states):
                     s = base + starts[k]
                     e = base + starts[k + 1] if k + 1 < len(starts) else base + wd.DAY_MS
@@ -396,10 +395,6 @@ class World:
 def _shift_quarters(start_h: float, length_h: float) -> range:
     """The quarter hours of the day a nominal shift covers (shifts end by midnight)."""
     return range(int(start_h * 4), min(int((start_h + length_h) * 4), 96))
-
-
-def _seg_index(plan: wd.DayPlan, i: int, ms: int) -> int:
-    return bisect.bisect_right(plan.seg_starts[i], ms) - 1
 
 
 def _utc(t: datetime) -> datetime:

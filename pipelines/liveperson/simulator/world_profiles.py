@@ -17,9 +17,11 @@ FIRST = ("Reem", "John", "Maya", "Liam", "Noa", "Omar", "Sara", "Ivan", "Chen", 
 LAST = ("Diab", "Smith", "Cohen", "Garcia", "Müller", "Tanaka", "Okafor", "Rossi", "Levi", "Kim", "Silva", "Novak",
         "Haddad", "Brown", "Dubois", "Singh", "O'Neil", "Berg")
 
-# Shift start hours (UTC), one entry per staffing block: follow-the-sun, denser at EMEA/Americas business hours.
+# Shift start hours (UTC), one entry per staffing block: follow-the-sun, denser at EMEA/Americas business hours,
+# with the first and last blocks doubled up because their shifts are cut at midnight.
 # Each agent takes one block for good (a seeded, stratified draw), so every block is staffed once agents >= blocks.
-SHIFT_STARTS_H = (0.0, 0.25, 1.0, 2.0, 4.0, 6.0, 7.0, 7.5, 8.0, 8.5, 9.0, 10.0, 12.0, 13.0, 13.5, 14.0, 15.0, 15.5)
+SHIFT_STARTS_H = (0.0, 0.0, 0.25, 1.0, 2.0, 4.0, 6.0, 7.0, 7.5, 8.0, 8.5, 9.0, 10.0, 12.0, 13.0, 13.5, 14.0, 15.0, 15.5,
+                  16.0, 16.0, 16.0)
 
 # maxChats per stratum of ten agents: one unlimited, one with no chat capacity, the rest 2-5.
 MAX_CHATS_PATTERN = (-1, 0, 2, 3, 3, 4, 4, 4, 5, 2)
