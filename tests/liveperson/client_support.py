@@ -36,3 +36,13 @@ def logins_with_chats(sim: Simulator, n: int) -> list[tuple[str, str, list[str]]
         if len(found) == n:
             return found
     raise AssertionError(f"fewer than {n} agents have chats at {now}")
+
+
+def ongoing_chat(sim: Simulator) -> tuple[str, str, str]:
+    """``(username, password, chat id)`` of a chat that has not ended yet, so that it gains events."""
+    now = sim.clock.now()
+    for agent in sim.world.agents:
+        for chat in sim.world.chats_of_agent(agent.agent_id, now):
+            if not chat.ended:
+                return agent.user_name, sim.config.password, chat.chat_id
+    raise AssertionError(f"no chat is ongoing at {now}")
