@@ -97,7 +97,7 @@ class AgentSession:
 
     def open(self) -> None:
         """Make sure a login and an agent session exist: from the cache if still valid, else new ones."""
-        with self._lock:
+        with self._lock, self._cache.locked(self._key):
             if self._agent_session_id is not None:
                 return
             if self._restore():
@@ -170,7 +170,15 @@ class AgentSession:
             with self._http.request(
                 method, url, timeout=self.settings.timeout_s, verify=self._verify, stream=True, **kwargs
             ) as response:
-                body = read_limited(response, self.settings.max_response_bytes, endpoint=endpoint)
+                try:
+                    body = read_limited(response, self.settings.max_response_bytes, endpoint=endpoint)
+                except requests.RequestException as exc:
+                    raise PayloadError(
+                        f"connection broken while reading the body ({type(exc).__name__})",
+                        endpoint=endpoint,
+                        status=response.status_code,
+                        body=b"",
+                    ) from None
                 log.debug("%s %s -> %s (%d bytes)", method, endpoint, response.status_code, len(body))
                 return RawResponse(response.status_code, body, response.headers.get("Content-Type"))
         except requests.exceptions.SSLError as exc:
@@ -255,10 +263,14 @@ class AgentSession:
 
     def _renew(self, seen_generation: int) -> None:
         """After a 401: a new login (unless only a bearer was given) and a new agent session, once per expiry."""
-        with self._lock:
+        with self._lock, self._cache.locked(self._key):
             if self._generation != seen_generation:
                 return  # another thread already renewed after the same expiry
+            expired = self._agent_session_id
             self._agent_session_id = None
+            if self._restore(unless=expired):
+                log.info("%s: adopting the agent session another process opened after the expiry", self.label)
+                return
             self._cache.delete(self._key)
             if self.credentials.can_login:
                 self._login()
@@ -313,9 +325,10 @@ class AgentSession:
     def _now(self) -> float:
         return self._clock().timestamp()
 
-    def _restore(self) -> bool:
+    def _restore(self, unless: str | None = None) -> bool:
+        """Take the cached session if it is valid for this server and login (and is not ``unless``, just expired)."""
         entry = self._cache.load(self._key)
-        if entry is None or entry.agent_session_id is None:
+        if entry is None or entry.agent_session_id is None or entry.agent_session_id == unless:
             return False
         if entry.base_url != self._base or entry.fingerprint != self._fingerprint or entry.expired(self._clock()):
             self._cache.delete(self._key)

@@ -6,6 +6,8 @@ the bearer, csrf, cookies (``Session_id`` and the agent session's own), the agen
 temporary file and renamed into place) and reused by the next process until a 401 or the TTL ends it. This is the
 one place secrets are written (like any CLI's credential cache); a bearer given by the environment is never
 written: the entry then holds only the agent session and its cookies, and the bearer comes from the environment.
+Opening and renewing a session hold a per-login lock file (``flock``), so that processes that start together, or
+meet the same expiry, share one login instead of each opening (and leaking) their own.
 
 Login breaker. LivePerson blocks a user (451) after repeated failed logins, and a wrong password retried every
 minute is how that happens. After a 401 or 451 on login, ``<state>/breakers/<fingerprint>.json`` records it, keyed
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -143,6 +146,17 @@ class SessionCache:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(key).unlink()
+
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        """Hold the login's lock across processes, so that two runs starting together log in once, not twice."""
+        _ensure_private_dir(self.folder)
+        fd = os.open(self.folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
 
 class LoginBreaker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,34 @@ def test_a_blocked_login_does_not_stop_the_other_agents(simulator, tmp_path: Pat
     client = AgentApiClient(settings_for(simulator, tmp_path, logins), simulator.clock.now)
     assert len(client.available_agents().agents) == 50
     assert client.healthy_session().credentials.username == logins[1][0]
+
+
+def test_runs_starting_together_share_one_login(simulator, tmp_path: Path) -> None:
+    settings = settings_for(simulator, tmp_path)
+    start = threading.Barrier(4)
+
+    def run() -> None:
+        start.wait()
+        _run(settings, simulator.clock.now)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert simulator.stats.logins(settings.logins[0].username) == 1
+    assert simulator.stats.agent_sessions(settings.logins[0].username) == 1
+
+
+def test_a_run_meeting_an_expiry_another_run_already_renewed_adopts_its_session(simulator, tmp_path: Path) -> None:
+    settings = settings_for(simulator, tmp_path)
+    username = settings.logins[0].username
+    first, second = AgentApiClient(settings, simulator.clock.now), AgentApiClient(settings, simulator.clock.now)
+    first.availability()
+    second.availability()
+    simulator.expire_sessions(username)
+    first.availability()
+    second.availability()
+    assert first.sessions[0].agent_session_id == second.sessions[0].agent_session_id
+    assert simulator.stats.logins(username) == 2
+    assert simulator.stats.agent_sessions(username) == 2
