@@ -162,6 +162,7 @@ chat_session = sa.Table(
     _ts("polling_stopped_at"),
     _text("stop_reason"),
     _text("info_json"),
+    _int("absent_runs", nullable=False, server_default="0"),
 )
 
 chat_event = sa.Table(

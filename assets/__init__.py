@@ -1,0 +1,1 @@
+"""Dagster assets, one module per subject; thin functions over ``pipelines.ingest`` and ``pipelines.reporting``."""

@@ -1,0 +1,30 @@
+"""Materialization metadata shared by the ingest assets: row counts, the column schema, the run's errors."""
+
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from pipelines.ingest import SnapshotRunner, StepResult
+from pipelines.storage.schema import ARROW_SCHEMAS
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    """The contract's columns of ``table`` with their Arrow types, as Dagster shows a table schema."""
+    schema: pa.Schema = ARROW_SCHEMAS[table]
+    return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
+
+
+def table_metadata(table: str, rows: int, runner: SnapshotRunner, step: StepResult) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "dagster/row_count": rows,
+        "dagster/column_schema": column_schema(table),
+        "snapshot_id": runner.snapshot_id,
+        "run_errors": runner.counts["errors"],
+        "step_errors": step.errors,
+    }
+    if table in runner.files:
+        metadata["parquet_file"] = dg.MetadataValue.path(runner.files[table])
+    for key, value in step.notes.items():
+        metadata[key] = value
+    return metadata

@@ -1,0 +1,60 @@
+"""The one ``dg.Definitions`` that ``workspace.yaml`` loads: ingest assets and checks, job, schedule, resources."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from assets import agents, chats, runs, session
+from assets.checks import INGEST_CHECKS
+from pipelines.resources import DEFAULT_SNAPSHOT_CRON, resources_from_env
+
+INGEST_ASSETS = [
+    agents.available_agents,
+    session.session_availability_snapshot,
+    session.chat_slots_snapshot,
+    chats.chat_session,
+    chats.chat_event,
+    runs.snapshot_run,
+]
+
+snapshot_job = dg.define_asset_job(
+    "snapshot_job",
+    selection=dg.AssetSelection.assets(*INGEST_ASSETS),
+    executor_def=dg.in_process_executor,
+    tags={"liveperson/ingest": "snapshot"},
+    description="One poll of every ingest asset: one process, one client, one warehouse lock per run.",
+)
+
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.schedule(
+    job=snapshot_job,
+    cron_schedule=os.environ.get("SNAPSHOT_CRON", DEFAULT_SNAPSHOT_CRON),
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Poll on ``SNAPSHOT_CRON``, but never start a run while the previous one is still going."""
+    running = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name="snapshot_job", statuses=IN_PROGRESS), limit=1
+    )
+    if running:
+        return dg.SkipReason(f"snapshot_job run {running[0].dagster_run.run_id} is still in progress")
+    return dg.RunRequest()
+
+
+defs = dg.Definitions(
+    assets=INGEST_ASSETS,
+    asset_checks=INGEST_CHECKS,
+    jobs=[snapshot_job],
+    schedules=[snapshot_schedule],
+    resources=resources_from_env(),
+)

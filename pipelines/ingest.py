@@ -1,0 +1,620 @@
+"""One snapshot run as plain Python: the steps that the Dagster assets call, in the contract's order.
+
+Why a class and not Dagster code: the same steps run under ``snapshot_job``, in benchmarks, in crash trials and in
+tests without Dagster, so that what is tested is what is scheduled. The contract's rules live here: SQL is
+committed first and Parquet written after; a chat's events and its cursor are committed in one transaction; a
+payload that cannot be read becomes a dead letter and the run goes on as ``partial``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from pipelines import normalize
+from pipelines.clock import Clock
+from pipelines.liveperson.client import AgentApiClient
+from pipelines.liveperson.errors import ApiHttpError, ChatNotFound, LivePersonError, PayloadError
+from pipelines.liveperson.records import ChatResource, ChatSessionRef
+from pipelines.storage import schema
+from pipelines.storage.parquet import ParquetStore
+from pipelines.storage.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+ABSENT_RUNS_BEFORE_GONE = 3
+CHAT_COMMIT_BATCH = 100
+CHAT_RESOURCE_ENDPOINTS = ("chat/{chatId}", "chatSessions")
+
+
+def new_snapshot_id(at: datetime) -> str:
+    """Unique per run and sortable by time, e.g. ``20261127T045300Z-3f9a1c2e``."""
+    return f"{at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class StepResult:
+    """What one step stored: rows per table and the dead letters it wrote, for Dagster metadata."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    snapshot_id: str
+    status: str
+    agents: int
+    chats: int
+    events: int
+    errors: int
+
+
+class SnapshotRunner:
+    """Runs the steps of one snapshot against one client, warehouse and Parquet store.
+
+    The caller holds the warehouse writer lock for the whole run (see ``pipelines.storage.lock``).
+    """
+
+    def __init__(
+        self,
+        client: AgentApiClient,
+        warehouse: Warehouse,
+        parquet: ParquetStore,
+        *,
+        clock: Clock,
+        source: str,
+        account_id: str,
+        interval_s: int,
+        store_chat_text: bool,
+        chat_concurrency: int = 8,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.warehouse = warehouse
+        self.parquet = parquet
+        self.clock = clock
+        self.source = source
+        self.account_id = account_id
+        self.interval_s = interval_s
+        self.store_chat_text = store_chat_text
+        self.chat_concurrency = chat_concurrency
+        self.progress = progress or log.info
+        self.snapshot_id: str | None = None
+        self.started_at: datetime | None = None
+        self.snapshot_at: datetime | None = None
+        self.counts = {"agents": 0, "chats": 0, "events": 0, "errors": 0}
+        self.steps_succeeded = 0
+        self.cursor_regressions = 0
+        self.files: dict[str, str] = {}
+        self.agents_answered = False
+        self.summary: RunSummary | None = None
+
+    # ------------------------------------------------------------------ run lifecycle
+    def begin(self) -> str:
+        """Open the run: migrate, clean up after crashes, export what an earlier run left unexported."""
+        self.warehouse.migrate()
+        self.parquet.remove_temporaries()
+        self.started_at = self.clock()
+        self.snapshot_id = new_snapshot_id(self.started_at)
+        recovered = self.export_missing_parquet()
+        if recovered:
+            self.progress(f"wrote the missing Parquet files of {len(recovered)} earlier run(s): {recovered}")
+        with self.warehouse.begin() as conn:
+            # Pessimistic until finish(): a run killed mid-way stays honestly "failed" with no finished_at.
+            self.warehouse.upsert(
+                conn,
+                "snapshot_run",
+                [
+                    {
+                        "snapshot_id": self.snapshot_id,
+                        "started_at": self.started_at,
+                        "finished_at": None,
+                        "status": "failed",
+                        "source": self.source,
+                        "account_id": self.account_id,
+                        "interval_s": self.interval_s,
+                        "agents": 0,
+                        "chats": 0,
+                        "events": 0,
+                        "errors": 0,
+                        "parquet_written_at": None,
+                    }
+                ],
+            )
+        self.progress(f"snapshot {self.snapshot_id} started (source {self.source})")
+        return self.snapshot_id
+
+    def finish(self, *, crashed: bool = False) -> RunSummary:
+        """Close the run with an honest status, then export its row to Parquet and mark the export done."""
+        assert self.snapshot_id is not None
+        if crashed or self.steps_succeeded == 0:
+            status = "failed"
+        elif self.counts["errors"]:
+            status = "partial"
+        else:
+            status = "ok"
+        finished_at = self.clock()
+        with self.warehouse.begin() as conn:
+            conn.execute(
+                sa.update(schema.TABLES["snapshot_run"])
+                .where(schema.TABLES["snapshot_run"].c.snapshot_id == self.snapshot_id)
+                .values(finished_at=finished_at, status=status, **self.counts)
+            )
+        self.export_run_parquet(self.snapshot_id)
+        self.progress(
+            f"snapshot {self.snapshot_id} {status}: {self.counts['agents']} agents, {self.counts['chats']} chats, "
+            f"{self.counts['events']} events, {self.counts['errors']} errors"
+        )
+        self.summary = RunSummary(self.snapshot_id, status, **self.counts)
+        return self.summary
+
+    @property
+    def day(self) -> date:
+        at = self.snapshot_at or self.started_at
+        assert at is not None
+        return at.date()
+
+    def monitored_agent_ids(self) -> set[str]:
+        """The agent ids of our logins (``agent.monitored``), learnt from each session's ``info``."""
+        ids = set()
+        for session in self.client.sessions:
+            if session.agent_id is None:
+                try:
+                    self.client.info(session)
+                except LivePersonError as error:
+                    log.warning("%s: no agent id this run: %s", session.label, error)
+                    continue
+            ids.add(session.agent_id)
+        return ids
+
+    # ------------------------------------------------------------------ dead letters
+    def dead_letter(self, endpoint: str, error: Exception, *, status: int | None, body: bytes) -> None:
+        """Keep an unreadable payload whole (secrets and, for chats, text removed) and count it against the run."""
+        assert self.snapshot_id is not None
+        text = body.decode("utf-8", errors="replace")
+        if endpoint.startswith("chat"):
+            text = normalize.redact_payload_text(text, self.store_chat_text)
+        secrets_now = configured_secrets(self.client)
+        text = redact_secrets(text, secrets_now)
+        message = redact_secrets(str(error), secrets_now)
+        digest = hashlib.sha256(f"{endpoint}\0{status}\0{message}\0{text}".encode()).hexdigest()[:16]
+        row = {
+            "error_id": f"{self.snapshot_id}-{digest}",
+            "snapshot_id": self.snapshot_id,
+            "endpoint": endpoint,
+            "http_status": status,
+            "error": message[:2000],
+            "payload": text,
+            "at": self.clock(),
+            "replayed_at": None,
+        }
+        with self.warehouse.begin() as conn:
+            self.warehouse.upsert(conn, "ingest_error", [row])
+        self.counts["errors"] += 1
+        log.warning("dead letter from %s (HTTP %s): %s", endpoint, status, message)
+
+    def record_failure(self, endpoint: str, error: LivePersonError) -> None:
+        if isinstance(error, PayloadError | ApiHttpError):
+            self.dead_letter(error.endpoint, error, status=error.status, body=error.body)
+        else:
+            self.dead_letter(endpoint, error, status=None, body=b"")
+
+    # ------------------------------------------------------------------ steps
+    def available_agents(self) -> StepResult:
+        """``availableAgents`` -> ``agent_state_snapshot`` and the dimensions ``agent``, ``skill``, ``agent_skill``."""
+        assert self.snapshot_id is not None
+        result = StepResult()
+        try:
+            page = self.client.available_agents()
+        except LivePersonError as error:
+            self.snapshot_at = self.clock()
+            self.record_failure("availableAgents", error)
+            result.errors = 1
+            return result
+        self.snapshot_at = self.clock()
+        self.agents_answered = True
+        monitored = self.monitored_agent_ids()
+        snapshot_rows = normalize.agent_state_table(self.snapshot_id, self.snapshot_at, page.agents)
+        agent_rows = normalize.agent_dimension_table(page.agents, self.snapshot_at, monitored)
+        skill_rows = normalize.skill_table(page.agents, self.snapshot_at)
+        with self.warehouse.begin() as conn:
+            self.warehouse.upsert(conn, "agent_state_snapshot", snapshot_rows)
+            self.warehouse.upsert(conn, "agent", agent_rows)
+            self.warehouse.upsert(conn, "skill", skill_rows)
+            opened, closed = self.update_memberships(conn, page.agents)
+        self.write_fact("agent_state_snapshot", snapshot_rows)
+        self.export_dimensions(("agent", "skill", "agent_skill"))
+        self.counts["agents"] = snapshot_rows.num_rows
+        self.steps_succeeded += 1
+        result.rows = {
+            "agent_state_snapshot": snapshot_rows.num_rows,
+            "agent": agent_rows.num_rows,
+            "skill": skill_rows.num_rows,
+        }
+        result.notes = {
+            "memberships_opened": opened,
+            "memberships_closed": closed,
+            "unknown_state_codes": count_unknown_states(snapshot_rows),
+        }
+        self.progress(f"{snapshot_rows.num_rows} agents snapshotted")
+        return result
+
+    def update_memberships(self, conn: sa.Connection, agents: Sequence[Any]) -> tuple[int, int]:
+        """Open a membership row for each new (agent, skill) pair; close it with ``valid_to`` when it disappears."""
+        seen_pairs = normalize.agent_skill_pairs(agents)
+        seen_agents = {agent.agent_id for agent in agents}
+        table = schema.TABLES["agent_skill"]
+        open_rows = conn.execute(
+            sa.select(table.c.agent_id, table.c.skill_id, table.c.valid_from).where(table.c.valid_to.is_(None))
+        ).all()
+        open_pairs = {(row.agent_id, row.skill_id) for row in open_rows}
+        to_close = [
+            row for row in open_rows if row.agent_id in seen_agents and (row.agent_id, row.skill_id) not in seen_pairs
+        ]
+        for row in to_close:
+            conn.execute(
+                sa.update(table)
+                .where(
+                    table.c.agent_id == row.agent_id,
+                    table.c.skill_id == row.skill_id,
+                    table.c.valid_from == row.valid_from,
+                )
+                .values(valid_to=self.snapshot_at)
+            )
+        new_rows = [
+            {"agent_id": agent_id, "skill_id": skill_id, "valid_from": self.snapshot_at, "valid_to": None}
+            for agent_id, skill_id in sorted(seen_pairs - open_pairs)
+        ]
+        if new_rows:
+            self.warehouse.upsert(conn, "agent_skill", new_rows, update=False)
+        return len(new_rows), len(to_close)
+
+    def session_availability(self) -> StepResult:
+        """Each monitored login's agent (``info``) and availability -> ``session_availability_snapshot``."""
+        assert self.snapshot_id is not None
+        result = StepResult()
+        rows: list[dict[str, Any]] = []
+        for session in self.client.sessions:
+            try:
+                info = self.client.info(session)
+                availability = self.client.availability(session)
+            except LivePersonError as error:
+                self.record_failure("availability", error)
+                result.errors += 1
+                continue
+            rows.append({"agent_id": info.agent_id, "chat": availability.chat, "voice": availability.voice})
+        at = self.snapshot_at or self.clock()
+        table = normalize.session_availability_table(self.snapshot_id, at, rows)
+        if table.num_rows:
+            with self.warehouse.begin() as conn:
+                self.warehouse.upsert(conn, "session_availability_snapshot", table)
+            self.write_fact("session_availability_snapshot", table)
+            self.steps_succeeded += 1
+        result.rows = {"session_availability_snapshot": table.num_rows}
+        return result
+
+    def chat_slots(self) -> StepResult:
+        """``chat/availableSlots`` (whole account) -> ``chat_slots_snapshot``."""
+        assert self.snapshot_id is not None
+        result = StepResult()
+        try:
+            slots = self.client.available_slots()
+        except LivePersonError as error:
+            self.record_failure("chat/availableSlots", error)
+            result.errors = 1
+            return result
+        table = normalize.chat_slots_table(self.snapshot_id, self.snapshot_at or self.clock(), slots)
+        with self.warehouse.begin() as conn:
+            self.warehouse.upsert(conn, "chat_slots_snapshot", table)
+        self.write_fact("chat_slots_snapshot", table)
+        self.steps_succeeded += 1
+        result.rows = {"chat_slots_snapshot": table.num_rows}
+        return result
+
+    def chat_sessions(self) -> StepResult:
+        """Each login's ``chatSessions`` -> new and re-seen rows of ``chat_session``; absent chats counted."""
+        result = StepResult()
+        now = self.clock()
+        table = schema.TABLES["chat_session"]
+        listed = 0
+        for session in self.client.sessions:
+            try:
+                monitored_by = session.agent_id or self.client.info(session).agent_id
+                refs = self.client.chat_sessions(session)
+            except LivePersonError as error:
+                self.record_failure("chatSessions", error)
+                result.errors += 1
+                continue
+            listed += len(refs)
+            with self.warehouse.begin() as conn:
+                self.register_chats(conn, refs, monitored_by, now)
+                self.count_absences(conn, table, monitored_by, {ref.chat_id for ref in refs}, now)
+        if listed or not result.errors:
+            self.steps_succeeded += 1
+        self.export_dimensions(("chat_session",))
+        result.rows = {"chat_session": listed}
+        return result
+
+    def register_chats(
+        self, conn: sa.Connection, refs: Iterable[ChatSessionRef], monitored_by: str, now: datetime
+    ) -> None:
+        table = schema.TABLES["chat_session"]
+        refs = list(refs)
+        if not refs:
+            return
+        known = {
+            row.chat_id
+            for row in conn.execute(
+                sa.select(table.c.chat_id).where(table.c.chat_id.in_([ref.chat_id for ref in refs]))
+            )
+        }
+        new_rows = [
+            {
+                "chat_id": ref.chat_id,
+                "chat_session_key": ref.chat_session_key,
+                "monitored_by": monitored_by,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "start_time": ref.start_time,
+                "next_from": 0,
+                "absent_runs": 0,
+            }
+            for ref in refs
+            if ref.chat_id not in known
+        ]
+        if new_rows:
+            self.warehouse.upsert(conn, "chat_session", new_rows, update=False)
+        if known:
+            conn.execute(
+                sa.update(table)
+                .where(table.c.chat_id.in_(sorted(known)))
+                .values(last_seen_at=now, monitored_by=monitored_by, absent_runs=0)
+            )
+
+    def count_absences(
+        self, conn: sa.Connection, table: sa.Table, monitored_by: str, listed: set[str], now: datetime
+    ) -> None:
+        """A chat missing from its agent's ``chatSessions`` for 3 runs in a row stops being polled (``gone``)."""
+        open_chats = [
+            row.chat_id
+            for row in conn.execute(
+                sa.select(table.c.chat_id).where(
+                    table.c.monitored_by == monitored_by, table.c.polling_stopped_at.is_(None)
+                )
+            )
+        ]
+        absent = [chat_id for chat_id in open_chats if chat_id not in listed]
+        if not absent:
+            return
+        conn.execute(sa.update(table).where(table.c.chat_id.in_(absent)).values(absent_runs=table.c.absent_runs + 1))
+        conn.execute(
+            sa.update(table)
+            .where(table.c.chat_id.in_(absent), table.c.absent_runs >= ABSENT_RUNS_BEFORE_GONE)
+            .values(polling_stopped_at=now, stop_reason="gone")
+        )
+
+    def chat_events(self) -> StepResult:
+        """Poll every open chat from its stored cursor; commit events and cursor together, a batch at a time."""
+        assert self.snapshot_id is not None
+        result = StepResult()
+        table = schema.TABLES["chat_session"]
+        with self.warehouse.begin() as conn:
+            open_chats = conn.execute(
+                sa.select(
+                    table.c.chat_id, table.c.monitored_by, table.c.next_from, table.c.last_event_id, table.c.state
+                )
+                .where(table.c.polling_stopped_at.is_(None))
+                .order_by(table.c.chat_id)
+            ).all()
+        by_agent = {session.agent_id: session for session in self.client.sessions if session.agent_id}
+        cursors = {row.chat_id: row for row in open_chats}
+        requests = [
+            (by_agent[row.monitored_by], row.chat_id, int(row.next_from or 0))
+            for row in open_chats
+            if row.monitored_by in by_agent
+        ]
+        self.progress(f"polling {len(requests)} open chats")
+        batch: list[tuple[str, ChatResource | None, str | None]] = []
+        event_tables: list[pa.Table] = []
+        polled = 0
+        for (_session, chat_id, _from), outcome in self.client.poll_chats(requests, self.chat_concurrency):
+            polled += 1
+            if isinstance(outcome, ChatNotFound):
+                batch.append((chat_id, None, "not_found"))
+            elif isinstance(outcome, LivePersonError):
+                self.record_failure(f"chat/{chat_id}", outcome)
+                result.errors += 1
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                batch.append((chat_id, outcome, None))
+            if len(batch) >= CHAT_COMMIT_BATCH:
+                event_tables.append(self.commit_chat_batch(batch, cursors))
+                batch = []
+                self.progress(f"polled {polled}/{len(requests)} chats")
+        if batch:
+            event_tables.append(self.commit_chat_batch(batch, cursors))
+        events = (
+            pa.concat_tables(event_tables)
+            if event_tables
+            else normalize.chat_event_table(self.snapshot_id, self.clock(), [], self.store_chat_text)
+        )
+        if events.num_rows:
+            self.write_fact("chat_event", events)
+        self.export_dimensions(("chat_session",))
+        self.counts["chats"] = polled
+        self.counts["events"] = events.num_rows
+        if polled > result.errors or not requests:
+            self.steps_succeeded += 1
+        result.rows = {"chat_event": events.num_rows, "chat_session": polled}
+        result.notes = {"cursor_regressions": self.cursor_regressions}
+        return result
+
+    def commit_chat_batch(
+        self, batch: Sequence[tuple[str, ChatResource | None, str | None]], cursors: dict[str, Any]
+    ) -> pa.Table:
+        """Store a batch of polled chats: their new events and their cursors in ONE transaction."""
+        assert self.snapshot_id is not None
+        now = self.clock()
+        table = schema.TABLES["chat_session"]
+        all_events = []
+        updates: list[dict[str, Any]] = []
+        for chat_id, resource, stop_reason in batch:
+            previous = cursors[chat_id]
+            if resource is None:
+                updates.append({"chat_id": chat_id, "polling_stopped_at": now, "stop_reason": stop_reason})
+                continue
+            next_from = int(previous.next_from or 0)
+            fresh = [event for event in resource.events if event.event_id >= next_from]
+            all_events.extend(fresh)
+            last_event_id = max((event.event_id for event in fresh), default=previous.last_event_id)
+            new_next = max(next_from, (last_event_id + 1) if last_event_id is not None else 0)
+            if resource.next_from is not None and resource.next_from < next_from:
+                self.cursor_regressions += 1
+            update = {"chat_id": chat_id, "last_event_id": last_event_id, "next_from": new_next, "last_seen_at": now}
+            update.update(self.chat_info_columns(resource))
+            was_ended = previous.state == "ended"
+            if was_ended and not fresh:
+                update.update(polling_stopped_at=now, stop_reason="ended")
+            updates.append(update)
+        events = normalize.chat_event_table(self.snapshot_id, now, all_events, self.store_chat_text)
+        with self.warehouse.begin() as conn:
+            self.warehouse.upsert(conn, "chat_event", events, update=False)
+            for update in updates:
+                chat_id = update.pop("chat_id")
+                conn.execute(sa.update(table).where(table.c.chat_id == chat_id).values(**update))
+        return events
+
+    def chat_info_columns(self, resource: ChatResource) -> dict[str, Any]:
+        """The ``chat_session`` columns that the chat's info (and its events) tell."""
+        info = resource.info
+        columns: dict[str, Any] = {}
+        if info is not None:
+            columns = {
+                "state": info.state,
+                "chat_session_key": info.chat_session_key,
+                "rt_session_id": info.rt_session_id,
+                "agent_id": info.agent_id,
+                "agent_name": info.agent_name,
+                "skill_id": info.skill_id,
+                "skill_name": info.skill_name,
+                "visitor_id": info.visitor_id,
+                "visit_id": info.visit_id,
+                "info_json": normalize.chat_info_json(info.raw, self.store_chat_text),
+            }
+            if info.start_time is not None:
+                columns["start_time"] = info.start_time
+            columns = {key: value for key, value in columns.items() if value is not None}
+        ended = [
+            event.event_time for event in resource.events if event.event_type == "state" and event.state == "ended"
+        ]
+        if ended and ended[-1] is not None:
+            columns["end_time"] = ended[-1]
+            columns["state"] = "ended"
+        return columns
+
+    # ------------------------------------------------------------------ Parquet export
+    def write_fact(self, table: str, rows: pa.Table) -> None:
+        """This run's file of a fact table, under the UTC date of its ``snapshot_at``."""
+        assert self.snapshot_id is not None
+        self.files[table] = self.parquet.write_fact(table, self.snapshot_id, self.day, rows)
+
+    def export_dimensions(self, tables: Iterable[str]) -> None:
+        with self.warehouse.engine.connect() as conn:
+            for name in tables:
+                self.parquet.write_dimension(name, self.warehouse.read_table(conn, name))
+
+    def export_run_parquet(self, snapshot_id: str) -> None:
+        """Write the run's ``snapshot_run`` file, then record that every export of the run is done."""
+        written_at = self.clock()
+        run_table = schema.TABLES["snapshot_run"]
+        with self.warehouse.engine.connect() as conn:
+            row = self.warehouse.read_table(conn, "snapshot_run", {"snapshot_id": snapshot_id})
+        if row.num_rows == 0:
+            return
+        row = row.set_column(
+            row.schema.get_field_index("parquet_written_at"),
+            "parquet_written_at",
+            pa.array([written_at], type=row.schema.field("parquet_written_at").type),
+        )
+        day = row.column("started_at")[0].as_py().date()
+        self.parquet.write_fact("snapshot_run", snapshot_id, day, row)
+        with self.warehouse.begin() as conn:
+            conn.execute(
+                sa.update(run_table).where(run_table.c.snapshot_id == snapshot_id).values(parquet_written_at=written_at)
+            )
+
+    def export_missing_parquet(self) -> list[str]:
+        """Find committed runs whose Parquet export never completed (a crash) and write their files now."""
+        run_table = schema.TABLES["snapshot_run"]
+        with self.warehouse.engine.connect() as conn:
+            pending = [
+                row.snapshot_id
+                for row in conn.execute(
+                    sa.select(run_table.c.snapshot_id)
+                    .where(run_table.c.parquet_written_at.is_(None))
+                    .order_by(run_table.c.snapshot_id)
+                )
+            ]
+        for snapshot_id in pending:
+            with self.warehouse.engine.connect() as conn:
+                for name in schema.FACT_TABLES:
+                    if name == "snapshot_run":
+                        continue
+                    rows = self.warehouse.read_table(conn, name, {"snapshot_id": snapshot_id})
+                    if rows.num_rows:
+                        day = rows.column("snapshot_at" if "snapshot_at" in rows.column_names else "ingested_at")
+                        self.parquet.write_fact(name, snapshot_id, run_day(rows, day), rows)
+            with self.warehouse.engine.connect() as conn:
+                finished = conn.execute(
+                    sa.select(run_table.c.finished_at).where(run_table.c.snapshot_id == snapshot_id)
+                ).scalar()
+            if finished is None:
+                with self.warehouse.begin() as conn:
+                    conn.execute(
+                        sa.update(run_table)
+                        .where(run_table.c.snapshot_id == snapshot_id)
+                        .values(finished_at=None, status="failed")
+                    )
+            self.export_run_parquet(snapshot_id)
+        if pending:
+            self.export_dimensions(schema.DIMENSION_TABLES)
+        return pending
+
+
+def configured_secrets(client: AgentApiClient) -> tuple[str, ...]:
+    """Every secret value this run knows of, so that none can reach a dead letter."""
+    values = set()
+    for credentials in client.settings.logins:
+        values.update(v for v in (credentials.password, credentials.bearer) if v)
+    for session in client.sessions:
+        values.update(session.secret_values())
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "[secret]")
+    return text
+
+
+def run_day(rows: pa.Table, column: pa.ChunkedArray) -> date:
+    """The UTC date a fact file belongs to: that of its snapshot time."""
+    del rows
+    return column[0].as_py().date()
+
+
+def count_unknown_states(snapshot_rows: pa.Table) -> int:
+    states = snapshot_rows.column("chat_state").to_pylist()
+    return sum(1 for state in states if state and state.startswith("unknown:"))
