@@ -393,8 +393,9 @@ class World:
 
 
 def _shift_quarters(start_h: float, length_h: float) -> range:
-    """The quarter hours of the day a nominal shift covers (shifts end by midnight)."""
-    return range(int(start_h * 4), min(int((start_h + length_h) * 4), 96))
+    """The quarter hours of the day a shift of this block surely covers, whatever the day's jitter: from a quarter
+    after its nominal start to an hour before its nominal end (shifts end by midnight)."""
+    return range(int(start_h * 4) + 1, min(int((start_h + length_h) * 4) - 4, 96))
 
 
 def _utc(t: datetime) -> datetime:
