@@ -52,6 +52,7 @@ class Simulator:
             return self
         self._server = SimulatorHTTPServer(self._address, self._api)
         host, port = self._server.server_address[:2]
+        self._address = (host, port)  # a restart after stop() comes back on the same port
         self._api.base_url = f"http://{host}:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="liveperson-simulator", daemon=True
@@ -60,10 +61,12 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        """Stop listening and hang up on connected clients; ``start()`` again serves the same world and port."""
         if self._server is None:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None

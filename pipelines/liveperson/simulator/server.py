@@ -7,8 +7,11 @@ second (``availableAgents``) and per chat cursor, so the server is not what a th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -480,6 +483,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SimulatorHTTPServer(ThreadingHTTPServer):
+    """Tracks its open keep-alive connections so that stopping really stops answering (an outage is an outage)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -487,3 +492,28 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         super().__init__(address, _Handler)
         self.api = api
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-answer (a timeout, a stop) is normal here; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def close_connections(self) -> None:
+        """Hang up on every client still connected."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

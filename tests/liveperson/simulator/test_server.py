@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
@@ -18,8 +20,11 @@ def account_url(sim) -> str:
 def agents_with_open_chats(sim, n: int) -> list:
     """Profiles of ``n`` agents that are in at least one chat that has not ended at the simulator's time."""
     now = sim.clock.now()
-    found = [a.profile for a in sim.world.agents_at(now) if any(not c.ended for c in sim.world.chats_of_agent(
-        a.profile.agent_id, now))]
+    found = [
+        a.profile
+        for a in sim.world.agents_at(now)
+        if any(not c.ended for c in sim.world.chats_of_agent(a.profile.agent_id, now))
+    ]
     assert len(found) >= n, "the busy hour has busy agents"
     return found[:n]
 
@@ -51,8 +56,9 @@ def test_available_agents_without_a_bearer_answers_401_with_a_json_error(shared_
 
 def test_login_answers_bearer_csrf_config_and_a_session_cookie(shared_simulator):
     username, password = shared_simulator.logins(1)[0]
-    response = requests.post(f"{account_url(shared_simulator)}/login?v=1.3", json={"username": username,
-                                                                                   "password": password})
+    response = requests.post(
+        f"{account_url(shared_simulator)}/login?v=1.3", json={"username": username, "password": password}
+    )
     assert response.status_code == 200
     body = response.json()
     assert {"csrf", "wsuk", "config", "csdsCollectionResponse", "accountData", "sessionTTl", "bearer"} <= set(body)
@@ -75,17 +81,20 @@ def test_login_refuses_bad_credentials_401_and_bad_bodies_400(shared_simulator, 
 def test_blocked_user_login_answers_451(simulator):
     username, password = simulator.logins(1)[0]
     simulator.block_user(username)
-    response = requests.post(f"{account_url(simulator)}/login?v=1.3", json={"username": username,
-                                                                            "password": password})
+    response = requests.post(f"{account_url(simulator)}/login?v=1.3", json={"username": username, "password": password})
     assert response.status_code == 451
 
 
 def test_agent_session_answers_201_with_its_location_and_a_cookie_scoped_to_it(shared_simulator):
     username, password = shared_simulator.logins(1)[0]
-    login = requests.post(f"{account_url(shared_simulator)}/login?v=1.3",
-                          json={"username": username, "password": password}).json()
-    response = requests.post(f"{account_url(shared_simulator)}/agentSession?v=1&NC=true", json={"loginData": ""},
-                             headers={"Authorization": f"Bearer {login['bearer']}"})
+    login = requests.post(
+        f"{account_url(shared_simulator)}/login?v=1.3", json={"username": username, "password": password}
+    ).json()
+    response = requests.post(
+        f"{account_url(shared_simulator)}/agentSession?v=1&NC=true",
+        json={"loginData": ""},
+        headers={"Authorization": f"Bearer {login['bearer']}"},
+    )
     assert response.status_code == 201
     link = response.json()["agentSessionLocation"]["link"]
     assert link["@rel"] == "location"
@@ -104,8 +113,9 @@ def test_agent_session_call_without_its_cookie_answers_401(shared_simulator, age
 def test_agent_session_of_another_login_answers_401(shared_simulator, agent):
     http, url = agent
     other, _ = open_agent_session(shared_simulator, *shared_simulator.logins(2)[1])
-    response = requests.get(f"{url}/info", headers={"Authorization": other.headers["Authorization"]},
-                            cookies=http.cookies)
+    response = requests.get(
+        f"{url}/info", headers={"Authorization": other.headers["Authorization"]}, cookies=http.cookies
+    )
     assert response.status_code == 401
 
 
@@ -135,8 +145,11 @@ def test_refresh_and_logout_need_the_csrf_and_logout_ends_the_bearer(simulator):
     refreshed = http.post(f"{account_url(simulator)}/refresh", json={"csrf": csrf})
     assert (refreshed.status_code, refreshed.content) == (200, b"")
     assert http.post(f"{account_url(simulator)}/logout", json={"csrf": csrf}).status_code == 200
-    after = http.post(f"{account_url(simulator)}/agentSession?v=1&NC=true", json={"loginData": ""},
-                      headers={"Authorization": f"Bearer {bearer}"})
+    after = http.post(
+        f"{account_url(simulator)}/agentSession?v=1&NC=true",
+        json={"loginData": ""},
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
     assert after.status_code == 401
 
 
@@ -220,8 +233,9 @@ def test_availability_put_overlays_the_world_for_that_agent(simulator, agent):
     assert http.get(f"{url}/availability").json()["availability"]["chat"] == "Away"
     listed = http.get(f"{url}/availableAgents").json()["availableAgents"]["agents"]["agent"]
     assert next(a for a in listed if a["@id"] == agent_id)["@chatState"] == "4"
-    override = http.post(f"{url}/availability", json={"availability": {"chat": "Online"}},
-                         headers={"X-HTTP-Method-Override": "PUT"})
+    override = http.post(
+        f"{url}/availability", json={"availability": {"chat": "Online"}}, headers={"X-HTTP-Method-Override": "PUT"}
+    )
     assert override.json() == {"availability": {"chat": "Online", "voice": override.json()["availability"]["voice"]}}
 
 
@@ -253,8 +267,17 @@ def test_chat_resource_has_its_links_events_and_info(shared_simulator):
     chat_id = open_chat_of(shared_simulator, profile)
     chat = http.get(f"{url}/chat/{chat_id}").json()["chat"]
     rels = [link["@rel"] for link in chat["link"]]
-    assert rels == ["self", "events", "info", "next", "collaboration-channels", "visit-id", "transfer",
-                    "transfer-account", "agent-survey"]
+    assert rels == [
+        "self",
+        "events",
+        "info",
+        "next",
+        "collaboration-channels",
+        "visit-id",
+        "transfer",
+        "transfer-account",
+        "agent-survey",
+    ]
     events = chat["events"]["event"]
     events = events if isinstance(events, list) else [events]
     assert events == shared_simulator.truth.chat_events(chat_id, until=shared_simulator.clock.now())
@@ -281,7 +304,8 @@ def test_polling_from_the_next_link_returns_only_newer_events_and_advances(simul
     cursor = int(next_href.rsplit("=", 1)[1])
     assert new and all(int(e["@id"]) >= cursor for e in new)
     assert next(link["@href"] for link in later["link"] if link["@rel"] == "next").endswith(
-        f"?from={int(new[-1]['@id']) + 1}")
+        f"?from={int(new[-1]['@id']) + 1}"
+    )
     events_only = http.get(f"{url}/chat/{chat_id}/events", params={"from": cursor}).json()["events"]
     assert events_only["event"] == later["events"]["event"]
 
@@ -320,8 +344,40 @@ def test_admin_truth_serves_state_history_and_chat_events(shared_simulator):
     profile = agents_with_open_chats(shared_simulator, 1)[0]
     chat_id = open_chat_of(shared_simulator, profile)
     start = (BUSY_HOUR - timedelta(hours=1)).isoformat()
-    spans = requests.get(f"{shared_simulator.base_url}/_sim/truth/agents",
-                         params={"start": start, "end": BUSY_HOUR.isoformat()}).json()
+    spans = requests.get(
+        f"{shared_simulator.base_url}/_sim/truth/agents", params={"start": start, "end": BUSY_HOUR.isoformat()}
+    ).json()
     assert any(span["agent_id"] == profile.agent_id for span in spans)
     events = requests.get(f"{shared_simulator.base_url}/_sim/truth/chat/{chat_id}").json()
-    assert events[: 1] and events[0]["@id"] == "0"
+    assert events[:1] and events[0]["@id"] == "0"
+
+
+# ---- lifecycle ------------------------------------------------------------------------------------------------
+
+
+def test_stop_hangs_up_on_kept_alive_clients_and_start_serves_again_on_the_same_port(simulator, agent):
+    http, url = agent
+    base = simulator.base_url
+    assert http.get(f"{url}/info").status_code == 200
+    simulator.stop()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        http.get(f"{url}/info")
+    simulator.start()
+    assert simulator.base_url == base
+    assert http.get(f"{url}/info").status_code == 200, "sessions live in the process, not the socket"
+
+
+def test_standalone_command_prints_its_base_url_and_logins():
+    command = [sys.executable, "-m", "pipelines.liveperson.simulator", "--port", "0", "--agents", "20", "--logins", "2"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            base_url = process.stdout.readline().split(" on ", 1)[1].split()[0]
+            lines = [process.stdout.readline() for _ in range(3)]
+            account = lines[0].rsplit("LP_ACCOUNT_ID=", 1)[1].strip()
+            username, password = lines[1].removeprefix("login: ").rstrip("\n").rsplit(" / ", 1)
+            login = requests.post(f"{base_url}/api/account/{account}/login?v=1.3",
+                                  json={"username": username, "password": password})
+            assert login.status_code == 200
+            assert lines[2].startswith("login: ")
+        finally:
+            process.terminate()
