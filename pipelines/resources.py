@@ -51,6 +51,7 @@ LIVEPERSON_ENV_FIELDS = {
     "LP_SIMULATOR_SEED": "simulator_seed",
     "LP_SIMULATOR_AGENTS": "simulator_agents",
     "LP_SIMULATOR_LOGINS": "simulator_logins",
+    "LP_SIMULATOR_START": "simulator_start",
 }
 
 
@@ -81,6 +82,7 @@ class LivePersonResource(dg.ConfigurableResource):
     simulator_seed: str | None = None
     simulator_agents: str | None = None
     simulator_logins: str | None = None
+    simulator_start: str | None = None
 
     def as_env(self) -> dict[str, str]:
         """The settings back in the environment's spelling, so that one parser (config.py) reads both."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -130,7 +131,22 @@ def _start_simulator(env: Mapping[str, str]) -> Simulator:
     from pipelines.liveperson.simulator import SimClock, Simulator, WorldConfig
 
     config = WorldConfig(seed=_int(env, "LP_SIMULATOR_SEED", 7), agents=_int(env, "LP_SIMULATOR_AGENTS", 50))
-    return Simulator(config, clock=SimClock(), port=0).start()
+    return Simulator(config, clock=SimClock(at=_start_time(env)), port=0).start()
+
+
+def _start_time(env: Mapping[str, str]) -> datetime | None:
+    """``LP_SIMULATOR_START``: the simulated time to start from (ISO 8601), running in real time from there.
+
+    Demos and tests pin a busy hour with it; unset, the simulator follows the wall clock.
+    """
+    raw = env.get("LP_SIMULATOR_START", "").strip()
+    if not raw:
+        return None
+    try:
+        start = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"LP_SIMULATOR_START must be an ISO 8601 time, got {raw!r}") from None
+    return start if start.tzinfo else start.replace(tzinfo=UTC)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
