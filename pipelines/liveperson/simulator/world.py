@@ -50,7 +50,8 @@ class WorldConfig:
     - ``peak_chats_per_minute``: chat arrival rate at the busiest hour (13:00 UTC; nights get a fifth of it).
       None: 0.08 per agent, at most 40 a minute (about 35,000 chats a day, which keeps a day's replay fast).
     - ``mean_lines_per_chat``: visitor and agent lines per chat (a chat lasts about 30 s per line).
-    - ``events_per_chat``: benchmarks: every answered chat has exactly this many events (lines get denser).
+    - ``events_per_chat``: benchmarks: every answered chat has exactly this many events (lines get denser;
+      never fewer than its opening and closing events; chats nobody answered keep their two or three).
     - ``concurrent_chats``: benchmarks: a flat arrival rate all day that keeps about this many chats going,
       as far as Online capacity allows (500 needs some 2,000 agents).
     - ``flaps_per_shift``: mean sub-minute Away flaps per shift on top of those from unaccepted offers;
@@ -59,7 +60,9 @@ class WorldConfig:
       ``chat_resource_retention_s``: how long after its end a chat stays readable (then 404).
     - ``chat_timeout_s``: the ``chatTimeout`` chat info serves; ``shift_hours``: mean shift length.
     - ``unlimited_chats_cap``: how many chats routing gives an agent whose ``maxChats`` is -1.
-    - ``day_cache_size``, ``chat_cache_size``: LRU sizes of replayed days and generated chats.
+    - ``day_cache_size``: replayed days kept (LRU; a 5,000-agent day is some tens of MB);
+      ``chat_cache_events``: events of generated chats kept (LRU by chat; about 0.5 KB an event), enough for
+      500 chats of 1,000 events to be served as the same objects poll after poll.
     """
 
     seed: int = 7
@@ -81,7 +84,7 @@ class WorldConfig:
     shift_hours: float = 8.5
     unlimited_chats_cap: int = 8
     day_cache_size: int = 4
-    chat_cache_size: int = 2048
+    chat_cache_events: int = 750_000
 
     def day_params(self) -> wd.DayParams:
         mean_chat_min = (self.mean_lines_per_chat * sum(wd.LINE_GAP_MS) / 2 + 55_000) / wd.MINUTE
@@ -150,6 +153,7 @@ class World:
         }
         self._days: OrderedDict[int, wd.DayPlan] = OrderedDict()
         self._chats: OrderedDict[str, ChatEvents] = OrderedDict()
+        self._cached_events = 0
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
 
@@ -183,12 +187,14 @@ class World:
         facts = self._facts(chat_id)
         if facts is None:
             return None
-        chat = ChatEvents(self.config.seed, facts, self.config.events_per_chat)
+        built = ChatEvents(self.config.seed, facts, self.config.events_per_chat)
         with self._lock:
-            chat = self._chats.setdefault(chat_id, chat)  # a racing builder made the same chat: keep one
+            chat = self._chats.setdefault(chat_id, built)  # a racing builder made the same chat: keep one
             self._chats.move_to_end(chat_id)
-            while len(self._chats) > self.config.chat_cache_size:
-                self._chats.popitem(last=False)
+            if chat is built:
+                self._cached_events += len(built.events)
+            while self._cached_events > self.config.chat_cache_events and len(self._chats) > 1:
+                self._cached_events -= len(self._chats.popitem(last=False)[1].events)
         return chat
 
     def _facts(self, chat_id: str) -> ChatFacts | None:

@@ -12,6 +12,7 @@ import random
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 UNDOCUMENTED_TYPES = ("a2a-transfer", "cobrowse-offer")
@@ -58,8 +59,15 @@ def rt_session_id(day: int, index: int) -> str:
 
 
 def format_time(epoch_ms: int, with_ms: bool) -> str:
-    moment = EPOCH + timedelta(milliseconds=epoch_ms)
-    return moment.isoformat(timespec="milliseconds" if with_ms else "seconds")
+    """ISO-8601 with offset, with or without milliseconds (the published examples show both)."""
+    seconds, ms = divmod(epoch_ms, 1000)
+    return f"{_second(seconds)}.{ms:03d}+00:00" if with_ms else f"{_second(seconds)}+00:00"
+
+
+@lru_cache(maxsize=8192)
+def _second(epoch_s: int) -> str:
+    """The date and time part, cached: a chat's events cluster in a few minutes, and formatting is the costly bit."""
+    return (EPOCH + timedelta(seconds=epoch_s)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +128,23 @@ class ChatEvents:
         lo, hi = self.times[-1], f.end
         times = sorted(rng.randint(lo, hi) for _ in range(count))
         by_name = rng.random() < 0.3
-        sub_type = rng.random() < 0.4
+        extra = {"subType": "REGULAR"} if rng.random() < 0.4 else {}
         odd = {rng.randrange(count): rng.choice(UNDOCUMENTED_TYPES)} if count and rng.random() < 0.3 else {}
+        speaker = "agent" if rng.random() < 0.6 else "visitor"  # the agent usually greets first
         for k, at in enumerate(times):
             if k in odd:
                 self._add(at, odd[k], by=f.agent_name if odd[k] == "a2a-transfer" else "visitor")
-            elif rng.random() < 0.03:
+            elif k and rng.random() < 0.03:
                 self._add(at, "url", url=rng.choice(PAGES))
-            elif rng.random() < 0.5:
-                extra = {"subType": "REGULAR"} if sub_type else {}
+            elif speaker == "visitor":
                 self._add(at, "line", "visitor", textType="plain", text=rng.choice(VISITOR_LINES), by="visitor",
                           source="visitor", **extra)
             else:
-                extra = {"subType": "REGULAR"} if sub_type else {}
-                self._add(at, "line", "agent", textType="html" if rng.random() < 0.1 else "plain",
-                          text=rng.choice(AGENT_LINES), by=f.agent_name if by_name else "agent", source="agent",
-                          **extra)
+                text = AGENT_LINES[0] if k == 0 else rng.choice(AGENT_LINES)
+                self._add(at, "line", "agent", textType="html" if rng.random() < 0.1 else "plain", text=text,
+                          by=f.agent_name if by_name else "agent", source="agent", **extra)
+            if rng.random() < 0.7:  # mostly turn-taking, sometimes two lines in a row
+                speaker = "agent" if speaker == "visitor" else "visitor"
         self._add(f.end, "state", state="ended")
 
     def visible(self, epoch_ms: int) -> int:
