@@ -452,19 +452,21 @@ def _events(value: Any, chat_id: str, payload: Any, endpoint: str) -> list[ChatE
             event_type = get("type")
         if type(event_type) is not str or not event_type:
             raise _error(f"event {event_id} has no type", payload, endpoint)
-        text = get("text")
+        # Text fields inline the common cases (a string, or absent) to spare a call per field per event.
+        source, by, state = get("source"), get("by"), get("state")
+        text, text_type, message_id = get("text"), get("textType"), get("systemMessageId")
         append(
             ChatEvent(
                 chat_id=chat_id,
                 event_id=event_id,
                 event_type=event_type,
                 event_time=to_utc_datetime(get("time")),
-                source=_text(get("source")),
-                by=_text(get("by")),
-                state=_text(get("state")),
-                text=text if type(text) is str else _text(text),
-                text_type=_text(get("textType")),
-                system_message_id=_text(get("systemMessageId")),
+                source=source if source is None or type(source) is str else _text(source),
+                by=by if by is None or type(by) is str else _text(by),
+                state=state if state is None or type(state) is str else _text(state),
+                text=text if text is None or type(text) is str else _text(text),
+                text_type=text_type if text_type is None or type(text_type) is str else _text(text_type),
+                system_message_id=message_id if message_id is None or type(message_id) is str else _text(message_id),
                 raw=item,
             )
         )
