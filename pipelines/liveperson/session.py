@@ -93,6 +93,10 @@ class AgentSession:
     def agent_session_id(self) -> str | None:
         return self._agent_session_id
 
+    def secret_values(self) -> tuple[str, ...]:
+        """The secrets this session holds right now, so that callers can scrub them from anything they store."""
+        return tuple(v for v in (self._bearer, self._csrf, self.credentials.password, self.credentials.bearer) if v)
+
     # --- lifecycle ---
 
     def open(self) -> None:
