@@ -33,8 +33,12 @@ def _build(table: str, columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Ta
     schema = ARROW_SCHEMAS[table]
     if set(columns) != set(schema.names):
         raise ValueError(f"{table}: columns {sorted(columns)} differ from the schema {schema.names}")
-    arrays = [pa.array(columns[field.name], type=field.type) for field in schema]
+    arrays = [_array(columns[field.name], field.type) for field in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(values: Sequence[Any] | pa.Array, type_: pa.DataType) -> pa.Array:
+    return values.cast(type_) if isinstance(values, pa.Array) else pa.array(values, type=type_)
 
 
 def _utc(at: datetime) -> datetime:
@@ -42,6 +46,18 @@ def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"timestamp must be timezone-aware: {at!r}")
     return at.astimezone(UTC)
+
+
+def _times(values: Iterable[datetime | None]) -> pa.Array:
+    """Aware datetimes as a UTC timestamp array, via integer microseconds: pyarrow converts aware datetime
+    objects one zone lookup at a time, about a hundred times slower. A naive value raises TypeError."""
+    micros = [None if value is None else (value - _EPOCH) // _MICROSECOND for value in values]
+    return pa.array(micros, type=pa.int64()).cast(TIMESTAMP_TYPE)
+
+
+def _same_time(at: datetime, n: int) -> pa.Array:
+    """One instant repeated for every row (snapshot_at, seen_at, ingested_at)."""
+    return pa.repeat(pa.scalar(_utc(at), type=TIMESTAMP_TYPE), n)
 
 
 def _unique_agents(agents: Iterable[AgentRecord]) -> list[AgentRecord]:
@@ -60,7 +76,7 @@ def agent_state_table(snapshot_id: str, snapshot_at: datetime, agents: Iterable[
         "agent_state_snapshot",
         {
             "snapshot_id": [snapshot_id] * n,
-            "snapshot_at": [snapshot_at] * n,
+            "snapshot_at": _same_time(snapshot_at, n),
             "agent_id": [agent.agent_id for agent in agents],
             "chat_state_code": [agent.chat_state_code for agent in agents],
             "chat_state": [agent.chat_state for agent in agents],
@@ -79,7 +95,7 @@ def agent_dimension_table(agents: Iterable[AgentRecord], seen_at: datetime, moni
     """``agent`` rows as seen now; the upsert keeps each agent's stored ``first_seen_at``."""
     agents = _unique_agents(agents)
     monitored = set(monitored_ids)
-    seen = [_utc(seen_at)] * len(agents)
+    seen = _same_time(seen_at, len(agents))
     return _build(
         "agent",
         {
@@ -105,7 +121,7 @@ def skill_table(agents: Iterable[AgentRecord], seen_at: datetime) -> pa.Table:
             if names.get(skill.skill_id) is None:
                 names[skill.skill_id] = skill.skill_name
     ids = sorted(names)
-    seen = [_utc(seen_at)] * len(ids)
+    seen = _same_time(seen_at, len(ids))
     return _build(
         "skill",
         {"skill_id": ids, "skill_name": [names[i] for i in ids], "first_seen_at": seen, "last_seen_at": seen},
@@ -127,7 +143,7 @@ def session_availability_table(
         "session_availability_snapshot",
         {
             "snapshot_id": [snapshot_id] * n,
-            "snapshot_at": [_utc(snapshot_at)] * n,
+            "snapshot_at": _same_time(snapshot_at, n),
             "agent_id": [row["agent_id"] for row in unique],
             "chat": [row.get("chat") for row in unique],
             "voice": [row.get("voice") for row in unique],
@@ -139,7 +155,7 @@ def chat_slots_table(snapshot_id: str, snapshot_at: datetime, slots: int | None)
     """``chat_slots_snapshot``: one row per run (-1 = unlimited)."""
     return _build(
         "chat_slots_snapshot",
-        {"snapshot_id": [snapshot_id], "snapshot_at": [_utc(snapshot_at)], "available_slots": [slots]},
+        {"snapshot_id": [snapshot_id], "snapshot_at": _same_time(snapshot_at, 1), "available_slots": [slots]},
     )
 
 
@@ -163,14 +179,14 @@ def chat_event_table(
             "event_id": [event.event_id for event in events],
             "snapshot_id": [snapshot_id] * n,
             "event_type": [event.event_type for event in events],
-            "event_time": [event.event_time for event in events],
+            "event_time": _times(event.event_time for event in events),
             "source": [event.source for event in events],
             "by": [event.by for event in events],
             "state": [event.state for event in events],
             "text": texts if store_text else pa.nulls(n, pa.string()),
             "text_length": [None if text is None else len(text) for text in texts],
             "raw_json": raw_json,
-            "ingested_at": [_utc(ingested_at)] * n,
+            "ingested_at": _same_time(ingested_at, n),
         },
     )
 
@@ -212,11 +228,15 @@ def _json_string_length(escaped: str) -> int:
 
 
 def _redact(value: Any) -> Any:
-    """A copy of a decoded payload with every personal value replaced by its length."""
+    """A copy of a decoded payload with every personal value replaced by its length (scalars are not copied:
+    this runs once per stored event)."""
     if isinstance(value, dict):
-        return {key: _length(item) if key in PERSONAL_KEYS else _redact(item) for key, item in value.items()}
+        return {
+            key: _length(item) if key in PERSONAL_KEYS else _redact(item) if isinstance(item, dict | list) else item
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_redact(item) for item in value]
+        return [_redact(item) if isinstance(item, dict | list) else item for item in value]
     return value
 
 
