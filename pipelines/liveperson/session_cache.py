@@ -89,8 +89,8 @@ class CachedSession:
 
 
 def _ensure_private_dir(path: Path) -> None:
+    """Create ``path`` owner-only; an existing folder is left as it is (it may be shared, e.g. a mount point)."""
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(path, DIR_MODE)
 
 
 def write_private(path: Path, payload: bytes) -> None:
