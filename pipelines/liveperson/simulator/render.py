@@ -7,6 +7,7 @@ them in one place keeps the server's routing free of shape details.
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -153,10 +154,20 @@ def info_payload(session_url: str, profile: Any, chat: str, voice: str) -> dict[
 def agent_item(profile: Any, chat_code: int, voice_code: int, elapsed_ms: int, chats: int) -> dict[str, Any]:
     """One ``availableAgents`` agent, as in the published example."""
     return {
-        "@id": str(profile.agent_id),
+        "@id": profile.agent_id,
         "@chatState": str(chat_code),
         "@voiceState": str(voice_code),
         "@maxChats": str(profile.max_chats),
+        **_agent_static(profile),
+        "elapsedTimeInState": str(int(elapsed_ms)),
+        "chats": str(chats),
+    }
+
+
+@functools.lru_cache(maxsize=20_000)
+def _agent_static(profile: Any) -> dict[str, Any]:
+    """The fields that depend on the profile alone, built once: 5,000 agents are re-rendered every second."""
+    return {
         "userName": profile.user_name,
         "nickname": profile.nickname,
         "email": profile.email,
@@ -165,8 +176,6 @@ def agent_item(profile: Any, chat_code: int, voice_code: int, elapsed_ms: int, c
         "skillsInfo": skills_info(profile.skills),
         "agentGroupName": profile.agent_group_name,
         "agentGroupId": str(profile.agent_group_id),
-        "elapsedTimeInState": str(int(elapsed_ms)),
-        "chats": str(chats),
     }
 
 
