@@ -165,3 +165,24 @@ def test_agent_session_post_failure_is_not_retried(simulator, tmp_path: Path) ->
         client.info()
     assert (caught.value.endpoint, caught.value.status) == ("agentSession", 500)
     assert simulator.stats.requests("agentSession") == 1
+
+
+def test_a_refresh_refused_with_401_leads_to_a_new_login(simulator, tmp_path: Path) -> None:
+    client = AgentApiClient(settings_for(simulator, tmp_path), simulator.clock.now)
+    username = client.sessions[0].credentials.username
+    client.availability()
+    simulator.expire_sessions(username)
+    simulator.clock.advance(301)
+    client.availability()
+    assert simulator.stats.requests("refresh") == 1
+    assert simulator.stats.logins(username) == 2
+    assert simulator.stats.requests("availability") == 2  # renewed before the read: no 401 on it
+
+
+def test_an_unreadable_login_answer_is_a_payload_error_that_withholds_the_body(simulator, tmp_path: Path) -> None:
+    client = AgentApiClient(settings_for(simulator, tmp_path), simulator.clock.now)
+    simulator.faults.set(endpoint="login", kind="truncate")
+    with pytest.raises(PayloadError) as caught:
+        client.info()
+    assert (caught.value.endpoint, caught.value.status) == ("login", 200)
+    assert b"bearer" not in caught.value.body and b"csrf" not in caught.value.body
