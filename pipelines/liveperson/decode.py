@@ -33,7 +33,11 @@ _WHITESPACE = b" \t\r\n"
 
 
 def decode_body(body: bytes, content_type: str | None, *, endpoint: str, status: int | None) -> Any:
-    """Decode a response body as JSON or XML; raise ``PayloadError`` for anything that is neither."""
+    """Decode a response body as JSON or XML; raise ``PayloadError`` for anything that is neither.
+
+    The body decides before the label does: one opening with ``<`` is XML (or an HTML page), and one labelled
+    XML that opens like JSON is read as JSON, because proxies and mislabelled responses are both seen.
+    """
     head = body.lstrip(_WHITESPACE)
     if head.startswith(_BOM):
         head = head[len(_BOM) :].lstrip(_WHITESPACE)
@@ -42,7 +46,7 @@ def decode_body(body: bytes, content_type: str | None, *, endpoint: str, status:
     media = (content_type or "").lower()
     if _looks_like_html(head) or ("html" in media and head.startswith(b"<")):
         raise PayloadError("HTML page instead of JSON", endpoint=endpoint, status=status, body=body)
-    if "xml" in media or head.startswith(b"<"):
+    if head.startswith(b"<") or ("xml" in media and not head.startswith((b"{", b"["))):
         return _decode_xml(head, endpoint=endpoint, status=status, body=body)
     try:
         return orjson.loads(head)
@@ -103,7 +107,7 @@ def _decode_xml(text: bytes, *, endpoint: str, status: int | None, body: bytes) 
         return xmltodict.parse(text, expat=_DefusedExpat, disable_entities=True)
     except DefusedXmlException as exc:
         raise PayloadError(f"XML refused: {exc}", endpoint=endpoint, status=status, body=body) from exc
-    except expat.ExpatError as exc:
+    except (expat.ExpatError, LookupError, ValueError) as exc:  # LookupError: an unknown declared encoding
         raise PayloadError(f"truncated or malformed XML: {exc}", endpoint=endpoint, status=status, body=body) from exc
 
 

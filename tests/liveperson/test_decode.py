@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Any, ClassVar
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipelines.liveperson.decode import DEFAULT_MAX_RESPONSE_BYTES, TOO_LARGE_HEAD_BYTES, decode_body, read_limited
 from pipelines.liveperson.errors import PayloadError, ResponseTooLarge
@@ -131,6 +134,15 @@ def test_xml_is_recognised_by_its_opening_tag_without_a_content_type() -> None:
     assert decode(b"<availability><chat>Online</chat></availability>", None) == {"availability": {"chat": "Online"}}
 
 
+def test_json_body_labelled_as_xml_is_read_as_json() -> None:
+    assert decode(b'{"availableSlots": 2}', "application/xml") == {"availableSlots": 2}
+
+
+def test_unreadable_body_labelled_as_xml_is_a_payload_error_naming_xml() -> None:
+    with pytest.raises(PayloadError, match="XML"):
+        decode(b"availableSlots=2", "application/xml")
+
+
 def test_xml_numbers_stay_strings() -> None:
     decoded = decode(
         b'<agent id="25025413" maxChats="-1"><elapsedTimeInState>0</elapsedTimeInState></agent>', "text/xml"
@@ -170,6 +182,18 @@ def test_truncated_xml_is_a_payload_error() -> None:
     assert caught.value.body == body
 
 
+@pytest.mark.parametrize("encoding", ["bogus", "utf-16"])
+def test_xml_declaring_an_unknown_or_wrong_encoding_is_a_payload_error(encoding: str) -> None:
+    with pytest.raises(PayloadError, match="XML"):
+        decode(b'<?xml version="1.0" encoding="%s"?><availableSlots>1</availableSlots>' % encoding.encode(), None)
+
+
+def test_xml_in_a_declared_single_byte_encoding_decodes() -> None:
+    body = b'<?xml version="1.0" encoding="ISO-8859-1"?><info><agentName>Ren\xe9</agentName></info>'
+
+    assert decode(body, "application/xml") == {"info": {"agentName": "Ren\u00e9"}}
+
+
 def test_billion_laughs_xml_is_refused() -> None:
     body = body_of("billion_laughs.xml")
 
@@ -189,6 +213,30 @@ def test_xml_with_an_external_dtd_is_refused() -> None:
 
     with pytest.raises(PayloadError, match="XML refused"):
         decode(body, "application/xml")
+
+
+# --- totality ---
+
+
+@pytest.mark.parametrize(("name", "content_type"), [("chat.json", "application/json"), ("chat.xml", "application/xml")])
+def test_every_cut_of_a_body_is_a_payload_error(name: str, content_type: str) -> None:
+    body = body_of(name).rstrip()
+
+    for cut in range(0, len(body), 7):
+        with pytest.raises(PayloadError):
+            decode(body[:cut], content_type)
+
+
+@given(st.binary(max_size=200), st.sampled_from([None, "application/json", "application/xml", "text/html"]))
+def test_any_bytes_decode_or_raise_a_payload_error(body: bytes, content_type: str | None) -> None:
+    with contextlib.suppress(PayloadError):
+        decode(body, content_type)
+
+
+@given(st.text(alphabet='<>?!/="&;[] axmlDOCTYPEhtml{}:,0123456789', max_size=60))
+def test_markup_like_text_decodes_or_raises_a_payload_error(text: str) -> None:
+    with contextlib.suppress(PayloadError):
+        decode(text.encode(), None)
 
 
 # --- read_limited against a real HTTP server ---
