@@ -33,6 +33,7 @@ from pipelines.liveperson.simulator.faults import Decision, Faults
 log = logging.getLogger(__name__)
 
 CACHE_BUDGET_BYTES = 256 * 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # requests to this API are tiny JSON objects
 AGENT_SESSION_RESOURCES: list[tuple[str, re.Pattern[str]]] = [
     ("info", re.compile(r"info")),
     ("availability", re.compile(r"availability")),
@@ -439,6 +440,13 @@ def _parse_time(value: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _format(accept: str | None) -> str:
+    """XML when the client lists XML before (or without) JSON; JSON otherwise, as the real API defaults."""
+    accept = (accept or "").lower()
+    xml_at, json_at = accept.find("xml"), accept.find("json")
+    return render.XML if xml_at >= 0 and (json_at < 0 or xml_at < json_at) else render.JSON
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 keep-alive plumbing; every response is one ``sendall`` of headers and body."""
 
@@ -448,12 +456,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        raw_length = self.headers.get("Content-Length") or "0"
+        if not raw_length.isdigit() or int(raw_length) > MAX_BODY_BYTES:
+            if raw_length.isdigit() and int(raw_length) <= 64 * MAX_BODY_BYTES:
+                self.rfile.read(int(raw_length))  # drained, so the client reads our answer instead of a reset
+            self.close_connection = True
+            too_large = Response(413, orjson.dumps({"error": {"message": "body too large"}}))
+            self._send(too_large, self.server.api.clock.now())
+            return
+        body = self.rfile.read(int(raw_length)) if raw_length != "0" else b""
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        accept = self.headers.get("Accept") or ""
-        fmt = render.XML if "xml" in accept and "json" not in accept else render.JSON
-        request = Request(self.command, split.path, query, self.headers, body, fmt)
+        request = Request(self.command, split.path, query, self.headers, body, _format(self.headers.get("Accept")))
         api = self.server.api
         try:
             response = api.handle(request)

@@ -78,3 +78,16 @@ def test_errors_follow_the_asked_format(shared_simulator, sessions):
     response = http.get(f"{url}/chat/no-such-chat")
     assert response.status_code == 404
     assert xmltodict.parse(response.content)["error"]["responseStatus"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("application/xml, application/json;q=0.5", "application/xml"),
+        ("application/json, application/xml", "application/json"),
+        ("text/xml", "application/xml"),
+    ],
+)
+def test_the_first_listed_of_xml_and_json_wins(sessions, accept, content_type):
+    (http, url), _, _ = sessions
+    assert http.get(f"{url}/availability", headers={"Accept": accept}).headers["Content-Type"] == content_type

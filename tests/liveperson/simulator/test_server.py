@@ -381,3 +381,8 @@ def test_standalone_command_prints_its_base_url_and_logins():
             assert lines[2].startswith("login: ")
         finally:
             process.terminate()
+
+
+def test_oversized_request_bodies_are_refused_with_413(shared_simulator):
+    response = requests.post(f"{account_url(shared_simulator)}/login?v=1.3", data=b"x" * (2 * 1024 * 1024))
+    assert response.status_code == 413
