@@ -86,6 +86,24 @@ class WorldConfig:
     day_cache_size: int = 4
     chat_cache_events: int = 750_000
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would make a silently empty or broken world."""
+        problems = [name for name, ok in (
+            ("agents", self.agents >= 1), ("skills", self.skills >= 0), ("groups", self.groups >= 0),
+            ("mean_lines_per_chat", self.mean_lines_per_chat >= 1),
+            ("events_per_chat", self.events_per_chat is None or self.events_per_chat >= 1),
+            ("concurrent_chats", self.concurrent_chats is None or self.concurrent_chats >= 0),
+            ("peak_chats_per_minute", self.peak_chats_per_minute is None or self.peak_chats_per_minute >= 0),
+            ("flaps_per_shift", self.flaps_per_shift >= 0),
+            ("flap_seconds", 1 <= self.flap_seconds[0] <= self.flap_seconds[1] < 60),
+            ("ring_no_answer", 0 <= self.ring_no_answer < 1),
+            ("shift_hours", 5 <= self.shift_hours <= 11),
+            ("unlimited_chats_cap", self.unlimited_chats_cap >= 1),
+            ("day_cache_size", self.day_cache_size >= 1),
+        ) if not ok]
+        if problems:
+            raise ValueError(f"WorldConfig: invalid {', '.join(problems)}")
+
     def day_params(self) -> wd.DayParams:
         mean_chat_min = (self.mean_lines_per_chat * sum(wd.LINE_GAP_MS) / 2 + 55_000) / wd.MINUTE
         if self.concurrent_chats is not None:

@@ -450,3 +450,19 @@ def test_chats_evicted_from_a_small_event_cache_come_back_equal(day_chats: list[
         small.all_chat_events(chat_id)
     again = small.chat_events(day_chats[0], DAY + timedelta(days=1))
     assert again == first and again[0] is not first[0]  # rebuilt, not kept: the budget holds
+
+
+def test_unaccepted_offers_alone_make_agents_flap_away_for_seconds():
+    def short_aways(config: WorldConfig) -> int:
+        spans = World(config).state_history(DAY, DAY + timedelta(days=1))
+        return sum(s.state_code == 4 and s.end - s.start < timedelta(minutes=1) for s in spans)
+
+    assert short_aways(WorldConfig(flaps_per_shift=0)) > 0
+    assert short_aways(WorldConfig(flaps_per_shift=0, ring_no_answer=0)) == 0
+
+
+@pytest.mark.parametrize("change", [{"agents": 0}, {"flap_seconds": (30, 90)}, {"shift_hours": 14},
+                                    {"events_per_chat": 0}, {"ring_no_answer": 1.0}])
+def test_settings_that_would_break_the_world_are_refused(change: dict):
+    with pytest.raises(ValueError):
+        WorldConfig(**change)
