@@ -20,54 +20,60 @@ def _event_ids(events: list[dict]) -> list[int]:
     return [int(e["@id"] if "@id" in e else e["id"]) for e in events]
 
 
-def test_available_agents_equal_the_world_at_the_paused_clock(simulator, tmp_path: Path) -> None:
-    client = AgentApiClient(settings_for(simulator, tmp_path), simulator.clock.now)
+def test_available_agents_equal_the_world_at_the_paused_clock(shared_simulator, tmp_path: Path) -> None:
+    client = AgentApiClient(settings_for(shared_simulator, tmp_path), shared_simulator.clock.now)
     page = client.available_agents()
-    truth = simulator.world.agents_at(simulator.clock.now())
+    truth = shared_simulator.world.agents_at(shared_simulator.clock.now())
     expected = sorted((a.profile.agent_id, a.chat_state, a.profile.max_chats, a.chats, a.elapsed_ms) for a in truth)
     got = sorted((a.agent_id, a.chat_state_code, a.max_chats, a.chats, a.elapsed_in_state_ms) for a in page.agents)
     assert got == expected
 
 
-def test_available_agents_filter_by_chat_state(simulator, tmp_path: Path) -> None:
-    client = AgentApiClient(settings_for(simulator, tmp_path), simulator.clock.now)
+def test_available_agents_filter_by_chat_state(shared_simulator, tmp_path: Path) -> None:
+    client = AgentApiClient(settings_for(shared_simulator, tmp_path), shared_simulator.clock.now)
     online = client.available_agents(chat_state="Online")
-    truth = {a.profile.agent_id for a in simulator.world.agents_at(simulator.clock.now()) if a.chat_state == 2}
+    truth = {
+        a.profile.agent_id for a in shared_simulator.world.agents_at(shared_simulator.clock.now()) if a.chat_state == 2
+    }
     assert {a.agent_id for a in online.agents} == truth
 
 
-def test_available_slots_equal_the_world(simulator, tmp_path: Path) -> None:
-    client = AgentApiClient(settings_for(simulator, tmp_path), simulator.clock.now)
-    assert client.available_slots() == simulator.world.available_slots(simulator.clock.now())
+def test_available_slots_equal_the_world(shared_simulator, tmp_path: Path) -> None:
+    client = AgentApiClient(settings_for(shared_simulator, tmp_path), shared_simulator.clock.now)
+    assert client.available_slots() == shared_simulator.world.available_slots(shared_simulator.clock.now())
 
 
-def test_info_names_the_logged_in_agent_and_sets_the_sessions_agent_id(simulator, tmp_path: Path) -> None:
-    logins = simulator.logins(2)
-    client = AgentApiClient(settings_for(simulator, tmp_path, logins), simulator.clock.now)
+def test_info_names_the_logged_in_agent_and_sets_the_sessions_agent_id(shared_simulator, tmp_path: Path) -> None:
+    logins = shared_simulator.logins(2)
+    client = AgentApiClient(settings_for(shared_simulator, tmp_path, logins), shared_simulator.clock.now)
     for session, (username, _) in zip(client.sessions, logins, strict=True):
-        profile = simulator.world.agent_by_login(username)
+        profile = shared_simulator.world.agent_by_login(username)
         info = client.info(session)
         assert (info.agent_id, info.max_chats) == (profile.agent_id, profile.max_chats)
         assert session.agent_id == profile.agent_id
         assert client.availability(session) == info.availability
 
 
-def test_several_logins_side_by_side_each_see_only_their_own_chats(simulator, tmp_path: Path) -> None:
-    found = logins_with_chats(simulator, 3)
-    client = AgentApiClient(settings_for(simulator, tmp_path, [(u, p) for u, p, _ in found]), simulator.clock.now)
+def test_several_logins_side_by_side_each_see_only_their_own_chats(shared_simulator, tmp_path: Path) -> None:
+    found = logins_with_chats(shared_simulator, 3)
+    client = AgentApiClient(
+        settings_for(shared_simulator, tmp_path, [(u, p) for u, p, _ in found]), shared_simulator.clock.now
+    )
     seen = [sorted(ref.chat_id for ref in client.chat_sessions(session)) for session in client.sessions]
     assert seen == [sorted(chats) for _, _, chats in found]
     assert len({chat for chats in seen for chat in chats}) == sum(len(chats) for chats in seen)
 
 
-def test_polling_a_chat_from_the_start_returns_its_events_so_far_and_its_info(simulator, tmp_path: Path) -> None:
-    username, password, chats = logins_with_chats(simulator, 1)[0]
-    client = AgentApiClient(settings_for(simulator, tmp_path, [(username, password)]), simulator.clock.now)
-    now = simulator.clock.now()
+def test_polling_a_chat_from_the_start_returns_its_events_so_far_and_its_info(shared_simulator, tmp_path: Path) -> None:
+    username, password, chats = logins_with_chats(shared_simulator, 1)[0]
+    client = AgentApiClient(
+        settings_for(shared_simulator, tmp_path, [(username, password)]), shared_simulator.clock.now
+    )
+    now = shared_simulator.clock.now()
     for chat_id in chats:
         chat = client.poll_chat(client.sessions[0], chat_id, 0)
-        assert [e.event_id for e in chat.events] == _event_ids(simulator.truth.chat_events(chat_id, until=now))
-        assert chat.info is not None and chat.info.state == simulator.world.chat_info(chat_id, now)["state"]
+        assert [e.event_id for e in chat.events] == _event_ids(shared_simulator.truth.chat_events(chat_id, until=now))
+        assert chat.info is not None and chat.info.state == shared_simulator.world.chat_info(chat_id, now)["state"]
         assert chat.next_from == chat.events[-1].event_id + 1
 
 
@@ -89,9 +95,11 @@ def test_incremental_polls_from_next_from_have_no_gaps_and_no_duplicates(simulat
     assert collected == truth
 
 
-def test_chat_events_and_chat_info_agree_with_the_chat_resource(simulator, tmp_path: Path) -> None:
-    username, password, chats = logins_with_chats(simulator, 1)[0]
-    client = AgentApiClient(settings_for(simulator, tmp_path, [(username, password)]), simulator.clock.now)
+def test_chat_events_and_chat_info_agree_with_the_chat_resource(shared_simulator, tmp_path: Path) -> None:
+    username, password, chats = logins_with_chats(shared_simulator, 1)[0]
+    client = AgentApiClient(
+        settings_for(shared_simulator, tmp_path, [(username, password)]), shared_simulator.clock.now
+    )
     (session,) = client.sessions
     chat = client.poll_chat(session, chats[0], 0)
     events, next_from = client.chat_events(session, chats[0], 0)
