@@ -48,6 +48,7 @@ from pipelines.liveperson.records import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LOGIN_SECRETS = frozenset({"bearer", "csrf", "wsuk"})
 _STATE_CODES: dict[str, int] = {name: code for code, name in CHAT_STATE_NAMES.items()}
 
 
@@ -161,6 +162,15 @@ def _links(value: Any) -> dict[str, str]:
     return links
 
 
+def _link_to(value: Any, rel: str) -> str | None:
+    """The href of the link with ``rel``; failing that, of the first link with an href (a lone, unlabelled link)."""
+    links = as_list(value)
+    href = _links(links).get(rel)
+    if href is None:
+        href = next((h for h in (_text(attr(link, "href")) for link in links) if h), None)
+    return href
+
+
 def _from_query(href: str | None) -> int | None:
     """The ``from=`` of a ``next`` link: the id of the first event the next poll returns."""
     parts = _split(href)
@@ -208,12 +218,16 @@ def _top(payload: Any, key: str, endpoint: str, *, none_ok: bool = False) -> dic
 
 
 def parse_login(payload: Any, *, endpoint: str = "login") -> LoginResult:
-    """The Login Service's answer; without a bearer there is no session to speak of."""
+    """The Login Service's answer; without a bearer there is no session to speak of.
+
+    Its error body withholds the secret fields: a dead letter must never hold a usable credential.
+    """
     if type(payload) is not dict:
         raise _error("expected a login object", payload, endpoint)
     bearer = _text(payload.get("bearer"))
     if not bearer:
-        raise _error("login answer has no bearer", payload, endpoint)
+        withheld = {key: "<withheld>" if key in _LOGIN_SECRETS else value for key, value in payload.items()}
+        raise _error("login answer has no bearer", withheld, endpoint)
     config = payload.get("config")
     ttl = payload.get("sessionTTl")
     return LoginResult(
@@ -228,10 +242,7 @@ def parse_login(payload: Any, *, endpoint: str = "login") -> LoginResult:
 def parse_agent_session_location(payload: Any, *, endpoint: str = "agentSession") -> str:
     """The agent session id: the last path segment of ``agentSessionLocation.link.@href``."""
     location = _top(payload, "agentSessionLocation", endpoint)
-    links = as_list(location.get("link"))
-    hrefs = _links(links)
-    href = hrefs.get("location") or next((h for h in (_text(attr(x, "href")) for x in links) if h), None)
-    session_id = _last_path_segment(href)
+    session_id = _last_path_segment(_link_to(location.get("link"), "location"))
     if not session_id:
         raise _error("agentSessionLocation has no link to the agent session", payload, endpoint)
     return session_id
@@ -382,12 +393,9 @@ def parse_chat_sessions(payload: Any, *, endpoint: str = "chatSessions") -> list
 def _chat_session(item: Any, payload: Any, endpoint: str) -> ChatSessionRef:
     if type(item) is not dict:
         raise _error("a chatSession is not an object", payload, endpoint)
-    links = as_list(item.get("link"))
-    href = _links(links).get("chat-session")
-    if href is None:
-        href = next((h for h in (_text(attr(link, "href")) for link in links) if h), None)
+    href = _link_to(item.get("link"), "chat-session")
     chat_id = _last_path_segment(href)
-    if not chat_id:
+    if href is None or not chat_id:
         raise _error("a chatSession has no link to its chat", payload, endpoint)
     return ChatSessionRef(
         chat_id=chat_id,

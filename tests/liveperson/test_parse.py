@@ -193,6 +193,18 @@ def test_login_without_bearer_is_a_payload_error() -> None:
         parse_login(body)
 
 
+def test_login_error_body_withholds_the_secrets() -> None:
+    body = payload("login.json")
+    body["bearer"] = None
+
+    with pytest.raises(PayloadError) as caught:
+        parse_login(body)
+
+    assert b"e2b5c8a1" not in caught.value.body
+    assert b"4f5b8d21" not in caught.value.body
+    assert orjson.loads(caught.value.body)["config"]["userId"] == "25025413"
+
+
 def test_agent_session_id_is_the_last_path_segment_of_the_location_link() -> None:
     assert parse_agent_session_location(payload("agent_session_location.json")) == (
         "7b2d4f1e-93a0-4c55-b8e6-0e1f2a3b4c5d"
