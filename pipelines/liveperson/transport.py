@@ -9,7 +9,6 @@ sent are safe to retry for any method.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import requests
@@ -19,13 +18,11 @@ from urllib3.util.retry import Retry
 
 from pipelines.liveperson.config import ApiSettings
 
-log = logging.getLogger(__name__)
-
 SERVER_ERRORS = frozenset(range(500, 600))
 RATE_LIMITED = 429
 MIN_WAIT_AFTER_429_S = 1.0
 LOGIN_WAIT_AFTER_429_S = 5.0
-# A Retry-After longer than this is not worth holding a run for: the response is returned as the error instead.
+# A longer Retry-After is cut to this: one request never holds a run for longer.
 MAX_RETRY_AFTER_S = 120
 RETRIED_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -53,7 +50,6 @@ class LivePersonRetry(Retry):
             status_forcelist=SERVER_ERRORS | {RATE_LIMITED},
             allowed_methods=RETRIED_METHODS,
             respect_retry_after_header=True,
-            retry_after_max=MAX_RETRY_AFTER_S,
             raise_on_status=False,
             retry_base_s=retry_base_s,
         )
@@ -71,7 +67,6 @@ class LivePersonRetry(Retry):
             status_forcelist={RATE_LIMITED},
             allowed_methods=frozenset({"POST"}),
             respect_retry_after_header=True,
-            retry_after_max=MAX_RETRY_AFTER_S,
             raise_on_status=False,
             min_wait_after_429_s=LOGIN_WAIT_AFTER_429_S,
         )
@@ -96,11 +91,13 @@ class LivePersonRetry(Retry):
         return self.retry_base_s * min(consecutive, 3)
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        """Retry-After as sent, but never less than the floor after a 429 (avoid bursts)."""
+        """Retry-After as sent, at most 120 s, and never less than the floor after a 429 (avoid bursts)."""
         seconds = super().get_retry_after(response)
-        if seconds is not None and response.status == RATE_LIMITED:
-            return max(seconds, self.min_wait_after_429_s)
-        return seconds
+        if seconds is None:
+            return None
+        if response.status == RATE_LIMITED:
+            seconds = max(seconds, self.min_wait_after_429_s)
+        return min(seconds, MAX_RETRY_AFTER_S)
 
 
 def make_http_session(settings: ApiSettings) -> requests.Session:

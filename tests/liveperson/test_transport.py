@@ -44,10 +44,11 @@ def test_a_429_without_retry_after_waits_at_least_one_second() -> None:
     assert retry.get_backoff_time() == 1.0
 
 
-def test_retry_after_is_honoured_with_a_floor_of_one_second_after_429() -> None:
+def test_retry_after_is_honoured_with_a_floor_of_one_second_after_429_and_a_cap_of_two_minutes() -> None:
     retry = LivePersonRetry.for_api(retry_base_s=5.0)
     assert retry.get_retry_after(HTTPResponse(status=429, headers={"Retry-After": "0"})) == 1.0
     assert retry.get_retry_after(HTTPResponse(status=429, headers={"Retry-After": "3"})) == 3.0
+    assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "3600"})) == 120.0
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 451])
