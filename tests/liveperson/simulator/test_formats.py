@@ -91,3 +91,31 @@ def test_errors_follow_the_asked_format(shared_simulator, sessions):
 def test_the_first_listed_of_xml_and_json_wins(sessions, accept, content_type):
     (http, url), _, _ = sessions
     assert http.get(f"{url}/availability", headers={"Accept": accept}).headers["Content-Type"] == content_type
+
+
+@pytest.mark.parametrize(
+    ("path", "parser"),
+    [
+        ("info", "parse_session_info"),
+        ("availability", "parse_availability"),
+        ("availableAgents", "parse_available_agents"),
+        ("chat/availableSlots", "parse_available_slots"),
+        ("chatSessions", "parse_chat_sessions"),
+        ("chat/{chat_id}", "parse_chat"),
+        ("chat/{chat_id}/events", "parse_events"),
+        ("chat/{chat_id}/info", "parse_chat_info"),
+    ],
+)
+def test_xml_reads_into_the_same_records_as_json(sessions, path, parser):
+    from pipelines.liveperson import parse
+    from pipelines.liveperson.decode import decode_body
+
+    (json_http, json_url), (xml_http, xml_url), chat_id = sessions
+    records = []
+    for http, url in ((json_http, json_url), (xml_http, xml_url)):
+        response = http.get(f"{url}/{path.format(chat_id=chat_id)}")
+        payload = decode_body(response.content, response.headers["Content-Type"], endpoint=path, status=200)
+        scoped = parser in ("parse_chat", "parse_events")
+        parsed = getattr(parse, parser)(payload, **({"chat_id": chat_id} if scoped else {}))
+        records.append(repr(parsed).replace(url, "SESSION"))
+    assert records[0] == records[1]
