@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 import pytest
 
 from pipelines.storage.warehouse import Warehouse
 
-HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from pipelines.storage.warehouse import Warehouse
-    with Warehouse(sys.argv[1]).writer_lock(wait_s=0) as acquired:
-        print("held" if acquired else "busy", flush=True)
-        time.sleep(600)
-    """
-)
+
+def _hold_lock(url: str, report: Connection) -> None:
+    """In a child process: take the writer lock, say so, and keep it until killed."""
+    with Warehouse(url).writer_lock(wait_s=0) as acquired:
+        report.send(acquired)
+        signal.pause()
 
 
 @pytest.fixture
@@ -33,30 +30,35 @@ def warehouse(warehouse_url: str) -> Iterator[Warehouse]:
 
 
 @pytest.fixture
-def holder(warehouse: Warehouse) -> Iterator[subprocess.Popen[str]]:
-    """Another process that holds the writer lock until it is killed."""
-    url = warehouse.url.render_as_string(hide_password=False)
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, url], stdout=subprocess.PIPE, text=True,
-                               cwd=os.getcwd())  # fmt: skip
+def holder(warehouse: Warehouse) -> Iterator[BaseProcess]:
+    """Another process (forked: no re-import) that holds the writer lock until it is killed."""
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(
+        target=_hold_lock, args=(warehouse.url.render_as_string(hide_password=False), send), daemon=True
+    )
+    process.start()
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "held"
+        assert receive.poll(60), "the holder never reported"
+        assert receive.recv() is True
         yield process
     finally:
-        process.kill()
-        process.wait(30)
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGKILL)
+        process.join(30)
 
 
 def test_a_second_process_cannot_take_the_lock_while_it_is_held(
-    warehouse: Warehouse, holder: subprocess.Popen[str]
+    warehouse: Warehouse, holder: BaseProcess
 ) -> None:
     with warehouse.writer_lock(wait_s=0.3) as acquired:
         assert acquired is False
 
 
-def test_the_lock_is_released_when_its_holder_is_killed(warehouse: Warehouse, holder: subprocess.Popen[str]) -> None:
-    holder.send_signal(signal.SIGKILL)
-    holder.wait(30)
+def test_the_lock_is_released_when_its_holder_is_killed(warehouse: Warehouse, holder: BaseProcess) -> None:
+    assert holder.pid is not None
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(30)
+    assert holder.exitcode == -signal.SIGKILL
     with warehouse.writer_lock(wait_s=30) as acquired:
         assert acquired is True
 

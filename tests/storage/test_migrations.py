@@ -95,7 +95,7 @@ def _migrate_in_child(url: str) -> None:
 
 
 def test_two_processes_migrating_at_once_both_succeed_and_apply_each_version_once(warehouse_url: str) -> None:
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork")  # no re-import: the two really start together
     children = [context.Process(target=_migrate_in_child, args=(warehouse_url,)) for _ in range(2)]
     for child in children:
         child.start()
