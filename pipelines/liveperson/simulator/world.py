@@ -172,6 +172,7 @@ class World:
         self._days: OrderedDict[int, wd.DayPlan] = OrderedDict()
         self._chats: OrderedDict[str, ChatEvents] = OrderedDict()
         self._cached_events = 0
+        self._last_agents: tuple[datetime, list[AgentNow]] | None = None
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
 
@@ -278,8 +279,14 @@ class World:
         return states, elapsed, voice, plan.chat_counts_at(ms)
 
     def agents_at(self, t: datetime) -> list[AgentNow]:
+        """Every agent's state at ``t``; the last answer is kept, since a paused clock asks for the same ``t``."""
+        last = self._last_agents
+        if last is not None and last[0] == t:
+            return list(last[1])
         states, elapsed, voice, chats = (a.tolist() for a in self._arrays_at(t))
-        return [AgentNow(p, states[i], voice[i], elapsed[i], chats[i]) for i, p in enumerate(self.agents)]
+        agents = [AgentNow(p, states[i], voice[i], elapsed[i], chats[i]) for i, p in enumerate(self.agents)]
+        self._last_agents = (t, agents)
+        return list(agents)
 
     def agent_at(self, agent_id: str, t: datetime) -> AgentNow | None:
         i = self._index.get(agent_id)

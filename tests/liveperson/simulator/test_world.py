@@ -466,3 +466,9 @@ def test_unaccepted_offers_alone_make_agents_flap_away_for_seconds():
 def test_settings_that_would_break_the_world_are_refused(change: dict):
     with pytest.raises(ValueError):
         WorldConfig(**change)
+
+
+def test_agents_at_the_same_moment_again_is_the_same_answer_and_safe_to_modify(world: World):
+    first = world.agents_at(NOON)
+    first.clear()
+    assert world.agents_at(NOON) == world.agents_at(NOON + timedelta(0)) and len(world.agents_at(NOON)) == 50
