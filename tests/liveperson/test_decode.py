@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.liveperson.decode import DEFAULT_MAX_RESPONSE_BYTES, TOO_LARGE_HEAD_BYTES, decode_body, read_limited
@@ -227,12 +227,14 @@ def test_every_cut_of_a_body_is_a_payload_error(name: str, content_type: str) ->
             decode(body[:cut], content_type)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200), st.sampled_from([None, "application/json", "application/xml", "text/html"]))
 def test_any_bytes_decode_or_raise_a_payload_error(body: bytes, content_type: str | None) -> None:
     with contextlib.suppress(PayloadError):
         decode(body, content_type)
 
 
+@settings(deadline=None)
 @given(st.text(alphabet='<>?!/="&;[] axmlDOCTYPEhtml{}:,0123456789', max_size=60))
 def test_markup_like_text_decodes_or_raises_a_payload_error(text: str) -> None:
     with contextlib.suppress(PayloadError):

@@ -955,6 +955,7 @@ def test_any_json_value_gives_records_or_a_payload_error(parse: Any, template: A
     check()
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_helpers_never_raise(value: Any) -> None:
     as_list(value)
