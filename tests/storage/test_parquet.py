@@ -167,3 +167,13 @@ def test_a_file_uri_root_is_a_local_folder(tmp_path: Path) -> None:
     store.write_fact("chat_slots_snapshot", "s1", DAY, pa.table({"snapshot_id": ["s1"], "snapshot_at": [AT],
                                                                  "available_slots": [-1]}))  # fmt: skip
     assert _all_files(tmp_path) == ["chat_slots_snapshot/date=2026-11-27/s1.parquet"]
+
+
+def test_an_object_store_root_gets_whole_objects_at_the_same_keys() -> None:
+    store = ParquetStore("mock:///bucket/lake")  # Arrow's in-memory object store: no rename, uploads appear whole
+    store.write_fact("chat_event", "s1", DAY, _events(2, "s1"))
+    path = store.write_fact("chat_event", "s1", DAY, _events(4, "s1"))
+    assert path == "bucket/lake/chat_event/date=2026-11-27/s1.parquet"
+    assert store.fact_files("chat_event") == [path]
+    assert pq.read_table(path, filesystem=store.fs).num_rows == 4
+    assert store.remove_temporaries() == 0
