@@ -58,7 +58,8 @@ def read_limited(response: requests.Response, limit_bytes: int = DEFAULT_MAX_RES
     """Read a ``stream=True`` response, refusing it as soon as it passes ``limit_bytes``.
 
     The rest of an oversized body is never downloaded: a runaway or hostile response must not exhaust memory.
-    The limit applies to the decoded bytes (after gzip), so a compression bomb is refused too.
+    The limit applies to the decoded bytes (after gzip), so a compression bomb is refused too. A connection
+    that breaks mid-body raises ``requests``' own error: that is the transport's to retry, not a payload.
     """
     declared = _content_length(response)
     if declared is not None and declared > limit_bytes:
