@@ -12,6 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipelines.storage.parquet import ParquetStore, safe_path_component
 from pipelines.storage.schema import ARROW_SCHEMAS, TIMESTAMP_TYPE
@@ -148,6 +150,17 @@ def test_stale_temporaries_from_a_crash_are_removed_and_fresh_ones_kept(tmp_path
 def test_safe_path_component_rejects_anything_that_could_escape_or_confuse_a_path(value: str) -> None:
     with pytest.raises(ValueError, match="unsafe path component"):
         safe_path_component(value)
+
+
+@given(st.text(max_size=40))
+def test_any_accepted_component_names_one_entry_directly_inside_its_folder(value: str) -> None:
+    try:
+        safe = safe_path_component(value)
+    except ValueError:
+        return
+    root = "/data/parquet"
+    joined = os.path.normpath(os.path.join(root, safe))
+    assert os.path.dirname(joined) == root and os.path.basename(joined) == safe
 
 
 def test_safe_path_component_accepts_snapshot_ids_dates_and_table_names() -> None:
