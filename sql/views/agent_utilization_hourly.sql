@@ -36,12 +36,19 @@ handled AS (
     FROM chat_session
     WHERE start_time IS NOT NULL AND monitored_by IS NOT NULL
     GROUP BY monitored_by, IDIV(EPOCH_US(start_time), 3600000000)
+),
+
+agent_hours AS (
+    -- an hour with chats but no snapshot of the agent (an outage) still counts its chats
+    SELECT agent_id, hour_n FROM by_hour
+    UNION
+    SELECT agent_id, hour_n FROM handled
 )
 
 SELECT
-    DAY_DATE(IDIV(b.hour_n, 24)) AS day,
-    CAST(b.hour_n - 24 * IDIV(b.hour_n, 24) AS INTEGER) AS hour,
-    b.agent_id,
+    DAY_DATE(IDIV(k.hour_n, 24)) AS day,
+    CAST(k.hour_n - 24 * IDIV(k.hour_n, 24) AS INTEGER) AS hour,
+    k.agent_id,
     CASE
         WHEN b.active_snapshots > 0
             THEN CAST(b.active_chats_sum AS DOUBLE PRECISION) / CAST(b.active_snapshots AS DOUBLE PRECISION)
@@ -52,11 +59,12 @@ SELECT
             THEN CAST(b.capped_chats_sum AS DOUBLE PRECISION) / CAST(b.capacity_sum AS DOUBLE PRECISION)
     END AS utilization,
     CASE WHEN a.monitored THEN COALESCE(h.chats, 0) END AS chats_handled,
-    b.snapshots,
-    b.active_snapshots,
-    b.active_chats_sum,
-    b.capped_chats_sum,
-    b.capacity_sum
-FROM by_hour AS b
-LEFT JOIN agent AS a ON a.agent_id = b.agent_id
-LEFT JOIN handled AS h ON h.agent_id = b.agent_id AND h.hour_n = b.hour_n
+    COALESCE(b.snapshots, 0) AS snapshots,
+    COALESCE(b.active_snapshots, 0) AS active_snapshots,
+    COALESCE(b.active_chats_sum, 0) AS active_chats_sum,
+    COALESCE(b.capped_chats_sum, 0) AS capped_chats_sum,
+    COALESCE(b.capacity_sum, 0) AS capacity_sum
+FROM agent_hours AS k
+LEFT JOIN by_hour AS b ON b.agent_id = k.agent_id AND b.hour_n = k.hour_n
+LEFT JOIN handled AS h ON h.agent_id = k.agent_id AND h.hour_n = k.hour_n
+LEFT JOIN agent AS a ON a.agent_id = k.agent_id
