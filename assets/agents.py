@@ -39,7 +39,7 @@ def available_agents(
     context: dg.AssetExecutionContext, snapshot: SnapshotRunResource
 ) -> Iterator[dg.MaterializeResult]:
     """One ``availableAgents`` read for the whole account; its arrival time is the snapshot's ``snapshot_at``."""
-    runner = snapshot.runner
+    runner = snapshot.open_run(context.log)  # the run's first step: lock, connect, begin
     if runner is None:
         context.log.warning(f"not polled: {snapshot.skip_reason}")
         return

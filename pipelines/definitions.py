@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -51,10 +52,15 @@ def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | 
     return dg.RunRequest()
 
 
-defs = dg.Definitions(
-    assets=INGEST_ASSETS,
-    asset_checks=INGEST_CHECKS,
-    jobs=[snapshot_job],
-    schedules=[snapshot_schedule],
-    resources=resources_from_env(),
-)
+def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
+    """The project's definitions with resources read from ``environ`` (default: the process environment)."""
+    return dg.Definitions(
+        assets=INGEST_ASSETS,
+        asset_checks=INGEST_CHECKS,
+        jobs=[snapshot_job],
+        schedules=[snapshot_schedule],
+        resources=resources_from_env(environ),
+    )
+
+
+defs = build_definitions()

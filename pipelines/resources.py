@@ -132,6 +132,7 @@ class SnapshotRunResource(dg.ConfigurableResource):
 
     @property
     def runner(self) -> SnapshotRunner | None:
+        """The run's runner once ``open_run`` has started it; None when the run skips (see ``skip_reason``)."""
         return self._runner
 
     @property
@@ -139,32 +140,32 @@ class SnapshotRunResource(dg.ConfigurableResource):
         return self._skip_reason
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Nothing happens here: Dagster also initializes resources after a run (e.g. ``dagster job execute``
+        # loading outputs), and that must not start a second snapshot. The first ingest asset calls open_run().
         self._stack = contextlib.ExitStack()
-        try:
-            self._open(context)
-        except BaseException:
-            self._stack.close()
-            raise
 
-    def _open(self, context: dg.InitResourceContext) -> None:
-        assert self._stack is not None
-        logger = context.log or log
+    def open_run(self, logger: logging.Logger | dg.DagsterLogManager | None = None) -> SnapshotRunner | None:
+        """Take the writer lock, connect, consult the outage back-off and begin the snapshot (once per run)."""
+        if self._runner is not None or self._skip_reason is not None:
+            return self._runner
+        assert self._stack is not None, "open_run() outside of a run"
+        logger = logger or log
         env = self.liveperson.as_env()
         warehouse = self.warehouse.open()
         self._stack.callback(warehouse.dispose)
         if not self._stack.enter_context(writer_lock(warehouse, LOCK_WAIT_S)):
             self._skip_reason = f"another run holds the warehouse writer lock (waited {LOCK_WAIT_S:.0f} s)"
             logger.warning(f"skipping this snapshot: {self._skip_reason}")
-            return
+            return None
         connection: Connection = self._stack.enter_context(connect(env))
         self._backoff = OutageBackoff(connection.settings.state_dir, connection.clock)
         skip, reason = self._backoff.should_skip()
         if skip:
-            self._backoff.record_skip()
+            self._backoff.record_skip(reason)
             self._skip_reason = f"outage back-off: {reason}"
             logger.warning(f"skipping this snapshot: {self._skip_reason}")
-            return
-        self._runner = SnapshotRunner(
+            return None
+        runner = SnapshotRunner(
             connection.client,
             warehouse,
             self.parquet.open(),
@@ -176,7 +177,9 @@ class SnapshotRunResource(dg.ConfigurableResource):
             chat_concurrency=connection.settings.chat_concurrency,
             progress=logger.info,
         )
-        self._runner.begin()
+        runner.begin()
+        self._runner = runner
+        return runner
 
     def finish(self) -> None:
         """Close the run (the ``snapshot_run`` asset) and feed the outage back-off."""
