@@ -177,9 +177,11 @@ def parquet_connection(
     ``root/<table>/current.parquet``. A table with no file yet is an empty table of its contract schema. The
     session time zone is UTC.
     """
+    root = str(root).rstrip("/")
+    if "://" not in root and not any(os.path.isdir(os.path.join(root, table)) for table in ARROW_SCHEMAS):
+        raise FileNotFoundError(f"no contract table under {root}")  # a wrong path, not an empty report
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    root = str(root).rstrip("/")
     for table, schema in ARROW_SCHEMAS.items():
         if table in DIMENSION_TABLES:
             patterns = [f"{root}/{table}/current.parquet"]
