@@ -22,9 +22,11 @@ import sqlalchemy as sa
 from pipelines import normalize
 from pipelines.clock import Clock
 from pipelines.liveperson.client import AgentApiClient
+from pipelines.liveperson.connect import Connection
 from pipelines.liveperson.errors import ApiHttpError, ChatNotFound, LivePersonError, PayloadError
 from pipelines.liveperson.records import ChatResource, ChatSessionRef
 from pipelines.storage import schema
+from pipelines.storage.lock import writer_lock
 from pipelines.storage.parquet import ParquetStore
 from pipelines.storage.warehouse import Warehouse
 
@@ -590,6 +592,49 @@ class SnapshotRunner:
         if pending:
             self.export_dimensions(schema.DIMENSION_TABLES)
         return pending
+
+
+def run_snapshot(
+    connection: Connection,
+    warehouse: Warehouse,
+    parquet: ParquetStore,
+    *,
+    interval_s: int = 60,
+    lock_wait_s: float = 10.0,
+) -> RunSummary | None:
+    """One whole run outside Dagster (benchmarks, crash trials, soak), under the warehouse writer lock.
+
+    The steps and their order are those of ``snapshot_job``; returns None when another run holds the lock.
+    """
+    with writer_lock(warehouse, lock_wait_s) as acquired:
+        if not acquired:
+            log.warning("skipping this snapshot: another run holds the warehouse writer lock")
+            return None
+        runner = SnapshotRunner(
+            connection.client,
+            warehouse,
+            parquet,
+            clock=connection.clock,
+            source=connection.settings.source,
+            account_id=connection.settings.account_id,
+            interval_s=interval_s,
+            store_chat_text=connection.settings.store_chat_text,
+            chat_concurrency=connection.settings.chat_concurrency,
+        )
+        runner.begin()
+        try:
+            for step in (
+                runner.available_agents,
+                runner.session_availability,
+                runner.chat_slots,
+                runner.chat_sessions,
+                runner.chat_events,
+            ):
+                step()
+        except BaseException:
+            runner.finish(crashed=True)
+            raise
+        return runner.finish()
 
 
 def configured_secrets(client: AgentApiClient) -> tuple[str, ...]:

@@ -15,32 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from pipelines.ingest import RunSummary, SnapshotRunner
-from pipelines.liveperson.connect import Connection, connect
+from pipelines.ingest import run_snapshot
+from pipelines.liveperson.connect import connect
 from pipelines.storage import schema
 from pipelines.storage.parquet import ParquetStore
 from pipelines.storage.warehouse import Warehouse
-
-
-def run_snapshot(conn: Connection, warehouse: Warehouse, parquet: ParquetStore) -> RunSummary:
-    """Every step of one run, in the order ``snapshot_job`` runs them."""
-    runner = SnapshotRunner(
-        conn.client,
-        warehouse,
-        parquet,
-        clock=conn.clock,
-        source=conn.settings.source,
-        account_id=conn.settings.account_id,
-        interval_s=60,
-        store_chat_text=conn.settings.store_chat_text,
-    )
-    runner.begin()
-    runner.available_agents()
-    runner.session_availability()
-    runner.chat_slots()
-    runner.chat_sessions()
-    runner.chat_events()
-    return runner.finish()
 
 
 @pytest.fixture
