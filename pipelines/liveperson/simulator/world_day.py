@@ -4,7 +4,7 @@ Times are integer milliseconds since the day's midnight. No shift and no chat sp
 at 00:00:00, shifts end by 23:59:59 and a chat ends before its agent's shift does. That keeps a day a pure
 function of the seed, so any process can replay any day on its own.
 
-Routing walks chat offers in time order (a heap), so capacity and state checks only ever look at the present. An
+Routing walks chat offers in time order, so capacity and state checks only ever look at the present. An
 offer the agent does not accept turns it Away for a few seconds 20 s later, as LivePerson does, and the chat is
 offered to someone else.
 """
@@ -161,24 +161,31 @@ class _Router:
         probes = rng.integers(0, 1 << 30, size=n).tolist()
         self.arrival, self.lines = arrivals.tolist(), lines.tolist()
         self.assigned, self.end, self.agent = [-1] * n, [0] * n, [-1] * n
-        heap = list(zip((arrivals + waits).tolist(), range(n), [0] * n, strict=True))
-        heapq.heapify(heap)
-        while heap:
-            at, c, attempt = heapq.heappop(heap)
+        first = arrivals + waits
+        order = np.lexsort((np.arange(n), first))  # first offers in time order; retries wait in a small heap
+        first_at, first_c = first[order].tolist(), order.tolist()
+        retries: list[tuple[int, int, int]] = []
+        k = 0
+        while k < n or retries:
+            if retries and (k == n or retries[0][0] < first_at[k]):
+                at, c, attempt = heapq.heappop(retries)
+            else:
+                at, c, attempt = first_at[k], first_c[k], 0
+                k += 1
             agent = self._pick(self.skill[c], at, probes[c] + attempt * 7919)
             if agent >= 0 and ring_rng.random() < p.ring_no_answer:
                 flap_at = at + RING_TIMEOUT_MS
                 length = ring_rng.randint(*p.flap_ms)
                 if self._online_through(agent, at, flap_at + length + 2_000):
                     self.ring_flaps[agent].append((flap_at, flap_at + length))
-                    heapq.heappush(heap, (flap_at, c, attempt + 1))
+                    heapq.heappush(retries, (flap_at, c, attempt + 1))
                     continue
             if agent >= 0:
                 end = min(at + durations[c], self.shift_end[agent] - 30_000)
                 self.assigned[c], self.end[c], self.agent[c] = at, end, agent
                 self.active[agent].append(end)
             elif attempt + 1 < ROUTING_ATTEMPTS:
-                heapq.heappush(heap, (at + ROUTING_RETRY_MS, c, attempt + 1))
+                heapq.heappush(retries, (at + ROUTING_RETRY_MS, c, attempt + 1))
             else:
                 self.end[c] = min(at + 5_000, LAST_MS)  # the visitor gave up waiting
 
@@ -189,21 +196,22 @@ class _Router:
         them, so the work per offer stays small whatever the account size.
         """
         pool, blocks = self.pools[skill], self.pool_blocks[skill]
+        shift_end, starts, states, active, caps = self.shift_end, self.starts, self.states, self.active, self.caps
+        right = bisect.bisect_right
         lo = bisect.bisect_left(blocks, at - SHIFT_REACH_MS)
-        n = bisect.bisect_right(blocks, at + SHIFT_EARLY_MS) - lo
+        n = right(blocks, at + SHIFT_EARLY_MS) - lo
         best, best_load, seen = -1, 1.0, 0
         step = 1 if n <= PROBES else PROBE_STRIDE  # spread probes over all the blocks on shift
         for j in range(min(n, PROBES)):
             i = pool[lo + (probe + j * step) % n]
-            if self.shift_end[i] - at < 3 * MINUTE:
+            if shift_end[i] - at < 3 * MINUTE or states[i][right(starts[i], at) - 1] != ONLINE:
                 continue
-            starts = self.starts[i]
-            if self.states[i][bisect.bisect_right(starts, at) - 1] != ONLINE or self._ringing_away(i, at):
+            if self.ring_flaps[i] and self._ringing_away(i, at):
                 continue
-            ends = self.active[i]
+            ends = active[i]
             if ends:
                 ends[:] = [e for e in ends if e > at]
-            load = len(ends) / self.caps[i]
+            load = len(ends) / caps[i]
             if load < best_load:
                 best, best_load = i, load
             seen += load < 1
@@ -214,7 +222,7 @@ class _Router:
     def _ringing_away(self, i: int, at: int) -> bool:
         """Whether ``at`` falls in one of the agent's unaccepted-offer flaps (only the latest two can hold it)."""
         flaps = self.ring_flaps[i]
-        return bool(flaps) and flaps[-1][1] > at and any(a <= at < b for a, b in flaps[-2:])
+        return flaps[-1][1] > at and any(a <= at < b for a, b in flaps[-2:])
 
     def _online_through(self, i: int, start: int, end: int) -> bool:
         starts = self.starts[i]
