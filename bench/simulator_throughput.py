@@ -107,6 +107,10 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {login.json()['bearer']}"}
         created = http.post(f"{base}/api/account/{account}/agentSession?v=1&NC=true", json={"loginData": ""},
                             headers=auth)
+        # Each agent session's cookie travels in its own header: one shared jar of hundreds of cookies would make
+        # http.cookiejar's per-request scan (milliseconds) the thing measured.
+        auth["Cookie"] = "; ".join(f"{c.name}={c.value}" for c in created.cookies)
+        http.cookies.clear()
         sessions.append((auth, created.json()["agentSessionLocation"]["link"]["@href"], chat_ids))
     polls = [(auth, f"{url}/chat/{chat_id}?from=0") for auth, url, chat_ids in sessions for chat_id in chat_ids]
     first_auth, first_url, _ = sessions[0]
