@@ -165,3 +165,22 @@ def test_rows_repeating_a_key_in_one_batch_store_the_last_one(warehouse: Warehou
         sent = warehouse.upsert(conn, "agent", [{"agent_id": "1", "nickname": "a"}, {"agent_id": "1", "nickname": "b"}])
         assert sent == 1
         assert warehouse.read_table(conn, "agent").column("nickname").to_pylist() == ["b"]
+
+
+def test_text_with_tabs_newlines_backslashes_and_quotes_round_trips(warehouse: Warehouse) -> None:
+    awkward = 'tab\there\nnew line \\N back\\slash "quoted" \'single\' \\. end'
+    with warehouse.begin() as conn:
+        warehouse.upsert(conn, "ingest_error", pa.table({"error_id": ["e1", "e2"], "payload": [awkward, None]}))
+        table = warehouse.read_table(conn, "ingest_error")
+    assert table.column("payload").to_pylist() == [awkward, None]
+
+
+def test_several_upserts_of_one_table_in_one_transaction_all_land(warehouse: Warehouse) -> None:
+    with warehouse.begin() as conn:
+        warehouse.upsert(conn, "agent_state_snapshot", _state_rows(3, "Online", "s1"))
+        warehouse.upsert(conn, "agent_state_snapshot", _state_rows(4, "Away", "s2"))
+        warehouse.upsert(conn, "agent_state_snapshot", _state_rows(2, "Away", "s1"))
+    with warehouse.begin() as conn:
+        table = warehouse.read_table(conn, "agent_state_snapshot")
+    assert table.num_rows == 7
+    assert table.filter(pa.compute.equal(table.column("chat_state"), "Away")).num_rows == 6
