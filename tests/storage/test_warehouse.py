@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -184,3 +185,23 @@ def test_several_upserts_of_one_table_in_one_transaction_all_land(warehouse: War
         table = warehouse.read_table(conn, "agent_state_snapshot")
     assert table.num_rows == 7
     assert table.filter(pa.compute.equal(table.column("chat_state"), "Away")).num_rows == 6
+
+
+def test_an_in_memory_warehouse_is_one_database_for_every_thread() -> None:
+    warehouse = Warehouse("sqlite://")
+    try:
+        warehouse.migrate()
+        with warehouse.begin() as conn:
+            warehouse.upsert(conn, "agent", [{"agent_id": "1"}])
+        seen: list[int] = []
+
+        def read() -> None:
+            with warehouse.begin() as conn:
+                seen.append(warehouse.read_table(conn, "agent").num_rows)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(30)
+        assert seen == [1]
+    finally:
+        warehouse.dispose()
