@@ -189,7 +189,10 @@ class SnapshotRunner:
         secrets_now = configured_secrets(self.client)
         text = redact_secrets(text, secrets_now)
         message = redact_secrets(str(error), secrets_now)
-        digest = hashlib.sha256(f"{endpoint}\0{status}\0{message}\0{text}".encode()).hexdigest()[:16]
+        # The run's error ordinal is part of the id: two sessions failing alike (same endpoint, status and body)
+        # are two dead letters, as the run's error count says, not one row overwritten by the other.
+        ordinal = self.counts["errors"]
+        digest = hashlib.sha256(f"{endpoint}\0{status}\0{message}\0{text}\0{ordinal}".encode()).hexdigest()[:16]
         row = {
             "error_id": f"{self.snapshot_id}-{digest}",
             "snapshot_id": self.snapshot_id,
