@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets import agents, chats, runs, session
 from assets.checks import INGEST_CHECKS
+from assets.reporting import REPORTING_ASSETS
 from pipelines.resources import DEFAULT_SNAPSHOT_CRON, resources_from_env
 
 INGEST_ASSETS = [
@@ -52,13 +53,24 @@ def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | 
     return dg.RunRequest()
 
 
+reporting_job = dg.define_asset_job(
+    "reporting_job",
+    selection=dg.AssetSelection.assets(*REPORTING_ASSETS),
+    description="One UTC day of time in state, utilization and the dashboard (backfill any past day).",
+)
+
+reporting_schedule = dg.build_schedule_from_partitioned_job(
+    reporting_job, hour_of_day=0, minute_of_hour=15, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+
+
 def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's definitions with resources read from ``environ`` (default: the process environment)."""
     return dg.Definitions(
-        assets=INGEST_ASSETS,
+        assets=[*INGEST_ASSETS, *REPORTING_ASSETS],
         asset_checks=INGEST_CHECKS,
-        jobs=[snapshot_job],
-        schedules=[snapshot_schedule],
+        jobs=[snapshot_job, reporting_job],
+        schedules=[snapshot_schedule, reporting_schedule],
         resources=resources_from_env(environ),
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from pipelines.definitions import build_definitions, snapshot_schedule
@@ -20,31 +19,6 @@ INGEST_KEYS = {
     "chat_event",
     "snapshot_run",
 }
-
-
-@pytest.fixture
-def embedded_env(monkeypatch, tmp_path):
-    """The embedded defaults (simulator + SQLite + local Parquet), in a temporary folder, at a busy hour."""
-    for name in (
-        "LP_DOMAIN",
-        "LP_BASE_URL",
-        "LP_ACCOUNT_ID",
-        "LP_USERNAME",
-        "LP_PASSWORD",
-        "LP_BEARER_TOKEN",
-        "LP_AGENT_LOGINS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    env = {
-        "WAREHOUSE_URL": f"sqlite:///{tmp_path}/warehouse.db",
-        "PARQUET_ROOT": str(tmp_path / "parquet"),
-        "LP_STATE_DIR": str(tmp_path / "state"),
-        "LP_SIMULATOR_START": "2026-11-26T10:00:00+00:00",
-        "LP_SIMULATOR_LOGINS": "6",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 def run_job(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
