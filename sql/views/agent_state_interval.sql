@@ -4,7 +4,6 @@
 -- expands the macros EPOCH_US(ts) (integer microseconds since 1970) and transpiles per dialect with sqlglot.
 WITH snap AS (
     SELECT
-        s.snapshot_id,
         s.agent_id,
         s.snapshot_at,
         COALESCE(s.state_started_at, s.snapshot_at) AS state_started_at,
@@ -38,7 +37,7 @@ seq AS (
         MAX(snapshot_at) OVER (PARTITION BY agent_id) AS last_snapshot_at,
         MAX(at_us) OVER (PARTITION BY agent_id) AS last_at_us
     FROM clamped
-    WINDOW w AS (PARTITION BY agent_id ORDER BY snapshot_at, snapshot_id)
+    WINDOW w AS (PARTITION BY agent_id ORDER BY snapshot_at)
 ),
 
 marked AS (
