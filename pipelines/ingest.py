@@ -105,6 +105,9 @@ class SnapshotRunner:
     def begin(self) -> str:
         """Open the run: migrate, clean up after crashes, export what an earlier run left unexported."""
         self.warehouse.migrate()
+        # Under the writer lock no other process writes the contract's tables: any temporary file in their folders
+        # is a killed run's leftover, whatever its age (the age rule stays for the rest, e.g. reporting partitions).
+        self.parquet.remove_temporaries(older_than_s=0.0, tables=(*schema.FACT_TABLES, *schema.DIMENSION_TABLES))
         self.parquet.remove_temporaries()
         self.started_at = self.clock()
         self.snapshot_id = new_snapshot_id(self.started_at)

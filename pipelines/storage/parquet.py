@@ -11,6 +11,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -87,17 +88,19 @@ class ParquetStore:
         infos = self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
         return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
 
-    def remove_temporaries(self, older_than_s: float = 600.0) -> int:
+    def remove_temporaries(self, older_than_s: float = 600.0, tables: Iterable[str] | None = None) -> int:
         """Delete temporary files left by a crashed write; returns how many.
 
-        Only those older than ``older_than_s``, so that a write in progress in another process is left alone.
+        Only those older than ``older_than_s``, so that a write in progress in another process is left alone;
+        ``tables`` limits the sweep to those tables' folders (a writer that owns them may sweep with age 0).
         Object stores have none: an upload appears whole or not at all.
         """
         if not self.local or not os.path.isdir(self.root):
             return 0
         cutoff = time.time() - older_than_s
         removed = 0
-        for folder, _dirs, files in os.walk(self.root):
+        roots = [self.root] if tables is None else [f"{self.root}/{safe_path_component(t)}" for t in tables]
+        for folder, _dirs, files in (entry for root in roots for entry in os.walk(root)):
             for name in files:
                 path = os.path.join(folder, name)
                 if _TEMPORARY.match(name) and os.path.getmtime(path) <= cutoff:
