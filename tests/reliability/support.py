@@ -135,8 +135,16 @@ def compare_with_truth(simulator: Any, warehouse: Warehouse, *, exact: bool) -> 
             )
         ).all()
     stored = stored_events(warehouse)
-    figures: dict[str, Any] = {"chats": len(chats), "events": sum(len(v) for v in stored.values()), "lost": 0,
-                               "duplicated": 0, "unknown": 0, "cursor_ahead": 0, "cursor_behind": 0, "bad_chats": []}
+    figures: dict[str, Any] = {
+        "chats": len(chats),
+        "events": sum(len(v) for v in stored.values()),
+        "lost": 0,
+        "duplicated": 0,
+        "unknown": 0,
+        "cursor_ahead": 0,
+        "cursor_behind": 0,
+        "bad_chats": [],
+    }
     known = {row.chat_id for row in chats}
     figures["events_of_unknown_chats"] = sum(len(v) for k, v in stored.items() if k not in known)
     for row in chats:
@@ -247,3 +255,54 @@ def write_report(directory: Path, name: str, figures: Mapping[str, Any]) -> Path
     path.write_text(text)
     print(f"\n=== reliability report: {name} ({'full' if FULL else 'CI'} size) -> {path}\n{text}")
     return path
+
+
+# ---------------------------------------------------------------- pipeline processes
+class PipelineProcess:
+    """``tests.reliability.driver.run(spec)`` in a forked process (modules already imported: no start-up cost).
+
+    Messages (``ready``, ``done``) come back through a pipe; ``kill()`` sends SIGKILL.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        import multiprocessing
+
+        from tests.reliability import driver
+
+        context = multiprocessing.get_context("fork")
+        self._receiver, sender = context.Pipe(duplex=False)
+
+        def target() -> None:
+            driver.run(spec, emit=lambda **fields: sender.send(fields))
+
+        self.process = context.Process(target=target, daemon=True)
+        self.process.start()
+        sender.close()
+
+    def wait_for(self, event: str, timeout_s: float = 300.0) -> dict[str, Any]:
+        while self._receiver.poll(timeout_s):
+            try:
+                message = self._receiver.recv()
+            except EOFError:
+                break
+            if message["event"] == event:
+                return message
+        raise AssertionError(f"the pipeline process ended without {event!r} (exit code {self.process.exitcode})")
+
+    def finish(self) -> dict[str, Any]:
+        done = self.wait_for("done")
+        self.process.join(timeout=120)
+        assert self.process.exitcode == 0, self.process.exitcode
+        self._receiver.close()
+        return done
+
+    def kill(self) -> bool:
+        """SIGKILL now; True if the process was still running."""
+        import signal
+
+        alive = self.process.exitcode is None and self.process.is_alive()
+        if alive:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.join(timeout=30)
+        self._receiver.close()
+        return alive
