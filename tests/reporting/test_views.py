@@ -170,3 +170,17 @@ def test_the_view_list_is_in_dependency_order():
     assert names.index("agent_state_interval") < names.index("agent_time_in_state_hourly") \
         < names.index("agent_time_in_state_daily")
     assert names.index("agent_utilization_hourly") < names.index("agent_utilization_daily")
+
+
+def test_a_duckdb_connection_over_parquet_holds_the_contract_tables_and_every_view(tmp_path):
+    snapshots = Snapshots().add(0, "a1", ONLINE, 10).add(60, "a1", AWAY, 5).agent("a1")
+    root = store(snapshots.arrow(), "parquet", tmp_path)
+    con = views.parquet_connection(root)
+    assert con.sql("SELECT chat_state, seconds FROM agent_time_in_state_daily ORDER BY chat_state").fetchall() == [
+        ("Away", 5.0), ("Online", 65.0)]
+    assert con.sql("SELECT COUNT(*) FROM chat_session").fetchall() == [(0,)]  # no file yet: empty, typed
+
+
+def test_a_parquet_root_without_contract_tables_is_an_error_not_an_empty_report(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        daily.daily_time_in_state(str(tmp_path), DAY)
