@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -167,7 +168,11 @@ def _as_arrow(target: sa.Table, rows: Rows) -> pa.Table:
 
 
 def _bind_values(column: pa.ChunkedArray, dialect: str) -> list[Any]:
-    """Driver-ready values of one column: timestamps as naive UTC (SQLite: SQLAlchemy's DateTime text)."""
+    """Driver-ready values of one column: timestamps as naive UTC (SQLite: SQLAlchemy's DateTime text); NUL in
+    text as U+FFFD on both dialects, because PostgreSQL text cannot hold it (a proxy's binary garbage in a dead
+    letter must not fail the run)."""
+    if pa.types.is_string(column.type):
+        return pc.replace_substring(column, "\x00", "\ufffd").to_pylist()
     if pa.types.is_timestamp(column.type):
         # Casting drops the zone but keeps the instant: the values are UTC, which is what SQL stores.
         column = column.cast(pa.timestamp("us"))

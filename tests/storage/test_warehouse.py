@@ -205,3 +205,10 @@ def test_an_in_memory_warehouse_is_one_database_for_every_thread() -> None:
         assert seen == [1]
     finally:
         warehouse.dispose()
+
+
+def test_nul_characters_in_text_are_stored_as_replacement_characters_on_both_dialects(warehouse: Warehouse) -> None:
+    with warehouse.begin() as conn:
+        warehouse.upsert(conn, "ingest_error", [{"error_id": "e1", "payload": "<html>\x00\x00 garbage"}])
+        (payload,) = warehouse.read_table(conn, "ingest_error").column("payload").to_pylist()
+    assert payload == "<html>\ufffd\ufffd garbage"
