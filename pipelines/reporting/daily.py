@@ -104,7 +104,7 @@ def capacity(source: Source, day: date) -> pa.Table:
 
 def agents(source: Source) -> pa.Table:
     """The ``agent`` dimension's names and groups, for labelling reports."""
-    with connect(source) as (_, run):
+    with connect(source, days=()) as (_, run):  # a dimension: no fact partition needs opening
         table = run("SELECT agent_id, user_name, agent_group_id, agent_group_name, monitored FROM agent")
     schema = pa.schema([
         ("agent_id", pa.string()), ("user_name", pa.string()), ("agent_group_id", pa.string()),
