@@ -172,3 +172,13 @@ def test_views_read_a_warehouse_written_by_the_storage_layer(tmp_path):
         stored = conn.exec_driver_sql("SELECT state_started_at FROM agent_state_snapshot").scalar_one()
     assert stored == (T0 - timedelta(seconds=1.5)).strftime("%Y-%m-%d %H:%M:%S.%f")
     assert daily.intervals(url)["started_at"].to_pylist() == [T0 - timedelta(seconds=1.5)]
+
+
+def test_an_interval_spanning_a_whole_day_gives_that_day_every_second(load):
+    day_before = MIDNIGHT - timedelta(days=1, hours=1)  # 23:00 the day before DAY, to 01:00 after it
+    snapshots = Snapshots(interval_s=86400).add(day_before, "a1", AWAY, 1).add(MIDNIGHT + timedelta(hours=1), "a1",
+                                                                                AWAY, 26 * 3600 + 1)
+    source = load(snapshots)
+    assert seconds_by_state(daily.daily_time_in_state(source, DAY)) == {("a1", "Away", True): 86400.0}
+    hours = daily.hourly_time_in_state(source, DAY)
+    assert hours["hour"].to_pylist() == list(range(24)) and set(hours["seconds"].to_pylist()) == {3600.0}
