@@ -177,3 +177,32 @@ def test_a_locked_sqlite_file_makes_the_run_wait_then_fail_clearly_or_go_on(
     figures = assert_caught_up(simulator, warehouse)
     write_report(reports, f"warehouse_sqlite_locked_{released_after_s}", {"outcome": outcome, **figures})
     warehouse.dispose()
+
+
+def test_via_dagster_a_run_with_an_unusable_warehouse_fails_and_says_where(monkeypatch, tmp_path):
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    for name in ("LP_DOMAIN", "LP_BASE_URL", "LP_ACCOUNT_ID", "LP_USERNAME", "LP_PASSWORD", "LP_BEARER_TOKEN",
+                 "LP_AGENT_LOGINS"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the warehouse's folder should be")
+    monkeypatch.setenv("PARQUET_ROOT", str(tmp_path / "parquet"))
+    monkeypatch.setenv("LP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LP_SIMULATOR_START", "2026-11-26T10:00:00+00:00")
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{blocker / 'warehouse.db'}")
+    job = build_definitions().resolve_job_def("snapshot_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        failed = job.execute_in_process(instance=instance, raise_on_error=False)
+        monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+        recovered = build_definitions().resolve_job_def("snapshot_job").execute_in_process(instance=instance)
+    assert not failed.success
+    messages = " ".join(
+        event.event_specific_data.error.to_string()
+        for event in failed.all_events
+        if event.is_step_failure and event.event_specific_data and event.event_specific_data.error
+    )
+    assert str(blocker) in messages, messages
+    assert recovered.success
