@@ -65,11 +65,12 @@ def sqlglot_dialect(name: str) -> str:
     return "postgres" if name == "postgresql" else name
 
 
-def view_names() -> list[str]:
+@cache
+def view_names() -> tuple[str, ...]:
     """Every view under ``sql/views``, dependencies first."""
     names = sorted(path.stem for path in VIEWS_DIR.glob("*.sql"))
     graph = {name: sorted(_referenced_tables(name) & set(names)) for name in names}
-    return list(TopologicalSorter(graph).static_order())
+    return tuple(TopologicalSorter(graph).static_order())
 
 
 @cache
@@ -148,7 +149,7 @@ def _depth(node: exp.Expression) -> int:
     return depth
 
 
-def create_views(url: str | sa.Engine) -> list[str]:
+def create_views(url: str | sa.Engine) -> tuple[str, ...]:
     """Create or replace every view in the warehouse at ``url`` (one transaction); returns their names."""
     engine = sa.create_engine(url) if isinstance(url, str) else url
     names = view_names()
