@@ -4,8 +4,10 @@
     python bench/soak.py --hours 1 --compact   # a line every 10 runs
     python bench/soak.py --warehouse postgresql+psycopg://postgres@127.0.0.1:5432/soak
 
-Library level: one process, one ``Connection`` to an embedded simulator whose clock is paused during each run and
-moved on by the interval between runs, and ``pipelines.ingest.run_snapshot`` per run (the job's steps). Faults on
+Library level: one pipeline process with one ``Connection`` (``LP_BASE_URL`` ...) to a simulator served by a
+separate process, so that RSS and descriptors are the pipeline's alone; the simulator's clock is paused during each
+run and moved on by the interval between runs (``/_sim/clock``), the pipeline's clock in step with it, and
+``pipelines.ingest.run_snapshot`` per run (the job's steps). Faults on
 every endpoint at once, as in the reliability suite's faulty day: agent sessions expire every 20 simulated minutes,
 5% 503, 2% 429 (Retry-After 1 s), 1% truncated bodies, 0.5% HTML pages (status 200), 0.5% XML bodies, 1% latency
 spikes (``--spikes-ms``). Retry pauses are shrunk (``LP_RETRY_BASE_S=0.01``).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -34,18 +37,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from pipelines.ingest import run_snapshot  # noqa: E402
 from pipelines.liveperson.client import AgentApiClient  # noqa: E402
-from pipelines.liveperson.connect import connect  # noqa: E402
+from pipelines.liveperson.config import settings_from_env  # noqa: E402
+from pipelines.liveperson.connect import Connection  # noqa: E402
 from pipelines.liveperson.simulator import SimClock, Simulator, WorldConfig  # noqa: E402
 from pipelines.storage.parquet import ParquetStore  # noqa: E402
 from pipelines.storage.warehouse import Warehouse  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
@@ -81,6 +86,14 @@ def set_faults(sim: Simulator, spikes_ms: tuple[float, float]) -> None:
     sim.faults.set(endpoint="*", kind="latency", probability=1.0, ms=0, spike_probability=0.01, spike_ms=spikes_ms)
 
 
+def serve(args: argparse.Namespace, start: datetime, spikes_ms: tuple[float, float], report: Any) -> None:
+    """In the simulator's own process: serve with the clock paused at ``start`` and the faults on, until killed."""
+    sim = Simulator(WorldConfig(seed=args.seed, agents=args.agents), clock=SimClock(at=start, paused=True)).start()
+    set_faults(sim, spikes_ms)
+    report.send({"base_url": sim.base_url, "account_id": sim.account_id, "logins": sim.logins(args.logins)})
+    sim.serve_forever()
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=8.0, help="simulated hours (default 8)")
@@ -109,14 +122,23 @@ def main(argv: list[str]) -> int:
     parquet_root = Path(args.parquet or work / "parquet")
     parquet = ParquetStore(str(parquet_root))
     start = datetime.fromisoformat(args.start)
-    sim = Simulator(WorldConfig(seed=args.seed, agents=args.agents), clock=SimClock(at=start, paused=True)).start()
-    set_faults(sim, (lo, hi))
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    server = context.Process(target=serve, args=(args, start, (lo, hi), send), daemon=True)
+    server.start()
+    simulator = receive.recv()
+    clock = SimClock(at=start, paused=True)  # the pipeline's clock, moved in step with the simulator's
     env = {
+        "LP_BASE_URL": simulator["base_url"],
+        "LP_ACCOUNT_ID": simulator["account_id"],
+        "LP_AGENT_LOGINS": json.dumps([{"username": u, "password": p} for u, p in simulator["logins"]]),
         "LP_STATE_DIR": str(work / "state"),
-        "LP_SIMULATOR_LOGINS": str(args.logins),
         "LP_RETRY_BASE_S": "0.01",
         "LP_TIMEOUT_S": "20",
     }
+    settings = settings_from_env(env)
+    assert settings is not None
+    admin = requests.Session()
     total_runs = int(args.hours * 3600 // args.interval_s)
     every = 10 if args.compact else 1
     samples: list[dict[str, Any]] = []
@@ -129,8 +151,8 @@ def main(argv: list[str]) -> int:
     print(f"{'sim time':>16} {'runs':>5} {'ok/partial/fail/skip':>20} {'ev/s':>8} {'RSS MB':>7} {'fds':>4} "
           f"{'wh MB':>7} {'pq MB':>7}")  # fmt: skip
     try:
-        with connect(env, simulator=sim) as connection:
-            connection.client = AgentApiClient(connection.settings, connection.clock, chat_sessions_interval_s=0.0)
+        with Connection(settings, clock=clock) as connection:
+            connection.client = AgentApiClient(settings, clock, chat_sessions_interval_s=0.0)
             for run in range(1, total_runs + 1):
                 began = time.monotonic()
                 try:
@@ -155,13 +177,17 @@ def main(argv: list[str]) -> int:
                     window_events, window_busy = 0, 0.0
                     mix = "/".join(str(statuses[s]) for s in ("ok", "partial", "failed", "skipped"))
                     print(
-                        f"{sim.clock.now():%Y-%m-%d %H:%M} {run:>5} {mix:>20} {rate:>8.0f} {sample['rss_mb']:>7.1f} "
+                        f"{clock.now():%Y-%m-%d %H:%M} {run:>5} {mix:>20} {rate:>8.0f} {sample['rss_mb']:>7.1f} "
                         f"{sample['fds']:>4} {warehouse_mb(warehouse):>7.1f} {folder_mb(parquet_root):>7.1f}",
                         flush=True,
                     )
-                sim.clock.advance(args.interval_s)
+                clock.advance(args.interval_s)
+                admin.post(f"{simulator['base_url']}/_sim/clock", json={"advance": args.interval_s}).raise_for_status()
     finally:
-        sim.stop()
+        simulator_rss = rss_mb(server.pid) if server.is_alive() else float("nan")
+        server.kill()
+        server.join(10)
+        admin.close()
 
     figures = verdict(args, samples)
     figures.update(
@@ -176,6 +202,7 @@ def main(argv: list[str]) -> int:
         simulated_hours=args.hours,
         interval_s=args.interval_s,
         spikes_ms=[lo, hi],
+        simulator_process_rss_mb=round(simulator_rss, 1),
     )
     warehouse.dispose()
     print(json.dumps(figures, indent=2))
