@@ -172,11 +172,15 @@ def what_the_kill_left(folder: Path, warehouse: Warehouse) -> dict[str, int]:
         snapshots = db.execute(
             sa.select(sa.func.count(sa.distinct(schema.TABLES["agent_state_snapshot"].c.snapshot_id)))
         ).scalar_one()
+        killed = sa.select(runs.c.snapshot_id).where(runs.c.finished_at.is_(None))
+        events = schema.TABLES["chat_event"]
+        killed_events = db.execute(sa.select(sa.func.count()).where(events.c.snapshot_id.in_(killed))).scalar_one()
     warehouse.dispose()
     temporaries = sum(1 for p in (folder / "parquet").rglob("*") if ".tmp-" in p.name)
     return {
         "run_row_unfinished": unfinished,
         "agent_snapshot_committed": int(snapshots > 1),
+        "chat_events_committed": int(killed_events > 0),
         "temporary_files": temporaries,
     }
 

@@ -39,6 +39,15 @@ HOURS, STEP_S, SPIKES_MS = (24, 60, (200.0, 2000.0)) if FULL else (2, 300, (5.0,
 HOURS = int(os.environ.get("RELIABILITY_FAULTY_HOURS", HOURS))  # a shorter long form when time is short
 
 
+def letter_kind(error: str, status: int | None) -> str:
+    """What a dead letter was, from its message: an HTML page, a cut body, or an HTTP status retries did not cure."""
+    if "HTML" in error:
+        return "html"
+    if "truncated" in error or "malformed" in error:
+        return "truncated"
+    return f"http {status}" if status else "no answer"
+
+
 @pytest.fixture
 def faulty_simulator():
     sim = Simulator(WorldConfig(seed=7, agents=50), clock=SimClock(at=START, paused=True)).start()
@@ -92,6 +101,7 @@ def test_a_faulty_day_loses_and_duplicates_nothing_and_every_bad_payload_is_a_de
         "dead_letters": len(letters),
         "dead_letters_by_endpoint": dict(letters_per_endpoint),
         "dead_letters_by_status": dict(Counter(str(row.http_status) for row in letters)),
+        "dead_letters_by_kind": dict(Counter(letter_kind(row.error, row.http_status) for row in letters)),
         "unreadable_injected_vs_dead_lettered": {
             e: (ledger.unreadable(e), unreadable_200[e]) for e in DEAD_LETTERED_READS
         },
