@@ -1,11 +1,13 @@
 """Materialization metadata shared by the ingest assets: row counts, the column schema, the run's errors."""
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
 from pipelines.ingest import SnapshotRunner, StepResult
+from pipelines.resources import SnapshotRunResource
 from pipelines.storage.schema import ARROW_SCHEMAS
 
 
@@ -28,3 +30,18 @@ def table_metadata(table: str, rows: int, runner: SnapshotRunner, step: StepResu
     for key, value in step.notes.items():
         metadata[key] = value
     return metadata
+
+
+def materialize_step(
+    context: dg.AssetExecutionContext,
+    snapshot: SnapshotRunResource,
+    step: Callable[[SnapshotRunner], StepResult],
+    table: str,
+) -> Iterator[dg.MaterializeResult]:
+    """Run one ingest step of the run and report its table; yield nothing when the run skips (lock, back-off)."""
+    runner = snapshot.runner
+    if runner is None:
+        context.log.warning(f"not polled: {snapshot.skip_reason}")
+        return
+    result = step(runner)
+    yield dg.MaterializeResult(metadata=table_metadata(table, result.rows.get(table, 0), runner, result))

@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.metadata import table_metadata
+from assets.metadata import materialize_step
+from pipelines.ingest import SnapshotRunner
 from pipelines.resources import SnapshotRunResource
 
 
@@ -13,13 +14,7 @@ def session_availability_snapshot(
     context: dg.AssetExecutionContext, snapshot: SnapshotRunResource
 ) -> Iterator[dg.MaterializeResult]:
     """Each monitored login's chat and voice availability, one row per login per snapshot."""
-    runner = snapshot.runner
-    if runner is None:
-        context.log.warning(f"not polled: {snapshot.skip_reason}")
-        return
-    step = runner.session_availability()
-    table = "session_availability_snapshot"
-    yield dg.MaterializeResult(metadata=table_metadata(table, step.rows.get(table, 0), runner, step))
+    yield from materialize_step(context, snapshot, SnapshotRunner.session_availability, "session_availability_snapshot")
 
 
 @dg.asset(deps=["agent_state_snapshot"], output_required=False, group_name="ingest")
@@ -27,10 +22,4 @@ def chat_slots_snapshot(
     context: dg.AssetExecutionContext, snapshot: SnapshotRunResource
 ) -> Iterator[dg.MaterializeResult]:
     """How many more chats the account can take (-1 = unlimited), one row per snapshot."""
-    runner = snapshot.runner
-    if runner is None:
-        context.log.warning(f"not polled: {snapshot.skip_reason}")
-        return
-    step = runner.chat_slots()
-    table = "chat_slots_snapshot"
-    yield dg.MaterializeResult(metadata=table_metadata(table, step.rows.get(table, 0), runner, step))
+    yield from materialize_step(context, snapshot, SnapshotRunner.chat_slots, "chat_slots_snapshot")
