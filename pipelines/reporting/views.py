@@ -1,11 +1,12 @@
 """The reporting views: one portable SQL source each (``sql/views/*.sql``), compiled per dialect with sqlglot.
 
 Each source is written once in PostgreSQL syntax. Three things differ between SQLite, PostgreSQL and DuckDB in
-ways sqlglot does not translate, so the sources use three small macros, expanded here at the syntax-tree level:
+ways sqlglot does not translate, so the sources use four small macros, expanded here at the syntax-tree level:
 
 - ``EPOCH_US(ts)``: integer microseconds since 1970 (exact on every dialect, so durations compare equal);
 - ``IDIV(a, b)``: integer division of non-negative integers (DuckDB's ``/`` returns a double);
-- ``DAY_DATE(n)``: the DATE of UTC day number ``n`` (a text date on SQLite, as its dates are).
+- ``DAY_DATE(n)``: the DATE of UTC day number ``n`` (a text date on SQLite, as its dates are);
+- ``TS_FROM_US(n)``: the timestamp of ``n`` microseconds since 1970, exact on every dialect.
 
 Views are created in a warehouse (SQLite, PostgreSQL), or in a DuckDB connection whose contract tables are views
 over the Parquet files. ``compile_view(..., inline=True, tables=...)`` instead returns one self-contained query
@@ -51,6 +52,13 @@ _MACROS: dict[str, dict[str, str]] = {
         "sqlite": "(_a0 / _a1)",
         "postgres": "(_a0 / _a1)",
         "duckdb": "(_a0 // _a1)",
+    },
+    "TS_FROM_US": {
+        # the TIMESTAMP (naive UTC; SQLite: text as SQLAlchemy stores it) of integer microseconds since 1970
+        "sqlite": "(STRFTIME('%Y-%m-%d %H:%M:%S', _a0 / 1000000, 'unixepoch') || '.'"
+        " || SUBSTR('000000' || (_a0 % 1000000), -6, 6))",
+        "postgres": "(CAST('1970-01-01 00:00:00' AS TIMESTAMP) + _a0 * INTERVAL '1 microsecond')",
+        "duckdb": "CAST(MAKE_TIMESTAMP(_a0) AS TIMESTAMPTZ)",
     },
     "DAY_DATE": {
         "sqlite": "DATE(_a0 * 86400, 'unixepoch')",
@@ -135,7 +143,10 @@ def _expand_macros(tree: exp.Expression, dialect: str) -> exp.Expression:
         arguments = {f"_a{i}": argument for i, argument in enumerate(call.expressions)}
         for column in list(expansion.find_all(exp.Column)):
             if column.name in arguments:
-                column.replace(arguments[column.name].copy())
+                argument = arguments[column.name].copy()
+                # parenthesized unless atomic: IDIV(a + b, 2) must stay (a + b) / 2
+                atomic = isinstance(argument, exp.Column | exp.Literal | exp.Paren)
+                column.replace(argument if atomic else exp.Paren(this=argument))
         if call is tree:
             return expansion
         call.replace(expansion)

@@ -81,6 +81,17 @@ segments AS (
         prev_snapshot_at AS started_at, prev_at_us AS started_at_us, FALSE AS observed, last_snapshot_at, last_at_us
     FROM marked
     WHERE is_new = 1 AND gap_before = 1 AND start_us > prev_at_us
+    UNION ALL
+    -- a flap no snapshot saw: Online/Occupied left and re-entered between two snapshots. The excursion is counted
+    -- as Away (the documented cause of sub-minute changes: an unaccepted chat) for the second half of the window
+    -- in which it must have begun, its expected length (docs/reporting.md).
+    SELECT
+        agent_id, 2 * rn - 1 AS ord, 4 AS chat_state_code, 'Away' AS chat_state, agent_group_id,
+        TS_FROM_US(IDIV(prev_at_us + start_us, 2)) AS started_at, IDIV(prev_at_us + start_us, 2) AS started_at_us,
+        TRUE AS observed, last_snapshot_at, last_at_us
+    FROM marked
+    WHERE is_new = 1 AND gap_before = 0 AND chat_state = prev_state AND chat_state_code IN (2, 3)
+        AND start_us > prev_at_us
 ),
 
 bounded AS (

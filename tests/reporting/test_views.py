@@ -18,8 +18,14 @@ def spans(source: str, agent_id: str = "a1") -> list[tuple[str | None, float, fl
     out = []
     for row in daily.intervals(source).to_pylist():
         if row["agent_id"] == agent_id:
-            out.append((row["chat_state"], (row["started_at"] - T0).total_seconds(),
-                        (row["ended_at"] - T0).total_seconds(), row["observed"]))
+            out.append(
+                (
+                    row["chat_state"],
+                    (row["started_at"] - T0).total_seconds(),
+                    (row["ended_at"] - T0).total_seconds(),
+                    row["observed"],
+                )
+            )
     return out
 
 
@@ -48,9 +54,15 @@ def test_start_times_within_two_seconds_are_one_start(load):
     assert spans(source) == [("Online", -100, 120, True)]
 
 
-def test_the_same_state_restarted_more_than_two_seconds_later_is_a_flap_whose_unseen_time_stays_with_it(load):
+def test_an_away_restarted_more_than_two_seconds_later_keeps_its_unseen_excursion(load):
     source = load(Snapshots().add(0, "a1", AWAY, 100).add(60, "a1", AWAY, 10).add(120, "a1", AWAY, 70))
     assert spans(source) == [("Away", -100, 50, True), ("Away", 50, 120, True)]
+
+
+def test_an_online_flap_no_snapshot_saw_is_away_for_the_second_half_of_its_window(load):
+    # Online at 0 and 60 s, but restarted at 50 s: it left somewhere in (0, 50), on average at 25 s.
+    source = load(Snapshots().add(0, "a1", ONLINE, 100).add(60, "a1", ONLINE, 10).add(120, "a1", ONLINE, 70))
+    assert spans(source) == [("Online", -100, 25, True), ("Away", 25, 50, True), ("Online", 50, 120, True)]
 
 
 def test_a_gap_longer_than_two_intervals_is_unobserved_and_not_filled(load):
@@ -104,12 +116,17 @@ def test_macros_give_the_same_values_on_every_backend(kind, tmp_path, request):
         snapshots.add(datetime.fromisoformat(at).replace(tzinfo=UTC), "a1", ONLINE)
     postgres_url = request.getfixturevalue("postgres_url") if kind == "postgres" else None
     source = store(snapshots.arrow(), kind, tmp_path, postgres_url)
-    sql = "SELECT EPOCH_US(snapshot_at), IDIV(EPOCH_US(snapshot_at), 86400000000), " \
-          "CAST(DAY_DATE(IDIV(EPOCH_US(snapshot_at), 86400000000)) AS TEXT) FROM agent_state_snapshot"
+    sql = (
+        "SELECT EPOCH_US(snapshot_at), IDIV(EPOCH_US(snapshot_at), 86400000000), "
+        "CAST(DAY_DATE(IDIV(EPOCH_US(snapshot_at), 86400000000)) AS TEXT) FROM agent_state_snapshot"
+    )
     with views.connect(source) as (dialect, run):
         rows = sorted(tuple(row.values()) for row in run(views.render(sql, dialect)).to_pylist())
-    assert rows == [(1, 0, "1970-01-01"), (1709251199999999, 19782, "2024-02-29"),
-                    (1795755787120000, 20784, "2026-11-27")]
+    assert rows == [
+        (1, 0, "1970-01-01"),
+        (1709251199999999, 19782, "2024-02-29"),
+        (1795755787120000, 20784, "2026-11-27"),
+    ]
 
 
 def test_created_views_answer_like_the_inlined_queries(tmp_path):
@@ -118,20 +135,26 @@ def test_created_views_answer_like_the_inlined_queries(tmp_path):
     assert views.create_views(url) == views.view_names()
     assert views.create_views(url) == views.view_names()  # replaces
     with sa.create_engine(url).connect() as conn:
-        installed = conn.exec_driver_sql("SELECT chat_state, seconds, observed FROM agent_state_interval "
-                                         "ORDER BY started_at_us").all()
+        installed = conn.exec_driver_sql(
+            "SELECT chat_state, seconds, observed FROM agent_state_interval ORDER BY started_at_us"
+        ).all()
     expected = [(r["chat_state"], r["seconds"], r["observed"]) for r in daily.intervals(url).to_pylist()]
     assert [(state, seconds, bool(observed)) for state, seconds, observed in installed] == expected
 
 
 @pytest.mark.postgres
 def test_views_are_created_in_postgresql(postgres_url, tmp_path):
-    url = store(Snapshots().add(0, "a1", ONLINE, 10).add(60, "a1", AWAY, 5).agent("a1").arrow(), "postgres",
-                tmp_path, postgres_url)
+    url = store(
+        Snapshots().add(0, "a1", ONLINE, 10).add(60, "a1", AWAY, 5).agent("a1").arrow(),
+        "postgres",
+        tmp_path,
+        postgres_url,
+    )
     views.create_views(url)
     with sa.create_engine(url).connect() as conn:
-        assert conn.exec_driver_sql("SELECT chat_state, seconds FROM agent_time_in_state_daily "
-                                    "WHERE observed ORDER BY chat_state").all() == [("Away", 5.0), ("Online", 65.0)]
+        assert conn.exec_driver_sql(
+            "SELECT chat_state, seconds FROM agent_time_in_state_daily WHERE observed ORDER BY chat_state"
+        ).all() == [("Away", 5.0), ("Online", 65.0)]
 
 
 @pytest.fixture(scope="module")
@@ -149,14 +172,39 @@ def world_sources(tmp_path_factory, postgres_server_url) -> dict[str, str]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("compute", [
-    lambda source: daily.intervals(source),
-    *[lambda source, d=DAY + timedelta(days=k), f=f: f(source, d) for k in range(3) for f in (
-        daily.daily_time_in_state, daily.hourly_time_in_state, daily.daily_utilization, daily.hourly_utilization,
-        daily.capacity, daily.intervals)],
-], ids=["intervals", *[f"{f}-day{k}" for k in range(3) for f in (
-    "daily_time_in_state", "hourly_time_in_state", "daily_utilization", "hourly_utilization", "capacity",
-    "intervals_of_day")]])
+@pytest.mark.parametrize(
+    "compute",
+    [
+        lambda source: daily.intervals(source),
+        *[
+            lambda source, d=DAY + timedelta(days=k), f=f: f(source, d)
+            for k in range(3)
+            for f in (
+                daily.daily_time_in_state,
+                daily.hourly_time_in_state,
+                daily.daily_utilization,
+                daily.hourly_utilization,
+                daily.capacity,
+                daily.intervals,
+            )
+        ],
+    ],
+    ids=[
+        "intervals",
+        *[
+            f"{f}-day{k}"
+            for k in range(3)
+            for f in (
+                "daily_time_in_state",
+                "hourly_time_in_state",
+                "daily_utilization",
+                "hourly_utilization",
+                "capacity",
+                "intervals_of_day",
+            )
+        ],
+    ],
+)
 def test_sqlite_postgresql_and_duckdb_over_parquet_give_identical_answers(world_sources, compute):
     results = {kind: compute(source) for kind, source in world_sources.items()}
     assert results["sqlite"].num_rows > 0
@@ -167,8 +215,11 @@ def test_sqlite_postgresql_and_duckdb_over_parquet_give_identical_answers(world_
 def test_the_view_list_is_in_dependency_order():
     names = views.view_names()
     assert set(names) == {path.stem for path in Path(views.VIEWS_DIR).glob("*.sql")}
-    assert names.index("agent_state_interval") < names.index("agent_time_in_state_hourly") \
+    assert (
+        names.index("agent_state_interval")
+        < names.index("agent_time_in_state_hourly")
         < names.index("agent_time_in_state_daily")
+    )
     assert names.index("agent_utilization_hourly") < names.index("agent_utilization_daily")
 
 
@@ -177,7 +228,9 @@ def test_a_duckdb_connection_over_parquet_holds_the_contract_tables_and_every_vi
     root = store(snapshots.arrow(), "parquet", tmp_path)
     con = views.parquet_connection(root)
     assert con.sql("SELECT chat_state, seconds FROM agent_time_in_state_daily ORDER BY chat_state").fetchall() == [
-        ("Away", 5.0), ("Online", 65.0)]
+        ("Away", 5.0),
+        ("Online", 65.0),
+    ]
     assert con.sql("SELECT COUNT(*) FROM chat_session").fetchall() == [(0,)]  # no file yet: empty, typed
 
 
