@@ -48,6 +48,7 @@ from pipelines.liveperson.records import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = 2**63  # numbers must lie in [-2**63, 2**63)
 _LOGIN_SECRETS = frozenset({"bearer", "csrf", "wsuk"})
 _STATE_CODES: dict[str, int] = {name: code for code, name in CHAT_STATE_NAMES.items()}
 
@@ -73,17 +74,20 @@ def attr(item: Any, name: str) -> Any:
 
 
 def to_int(value: Any) -> int | None:
-    """An int from an int, an integral float or a numeric string (``"-1"``, ``" 908445 "``); else ``None``."""
+    """An int from an int, an integral float or a numeric string (``"-1"``, ``" 908445 "``); else ``None``, also
+    for a number outside the signed 64-bit range, which no column (Arrow int64, SQL BIGINT) can hold."""
     if type(value) is int:
-        return value
-    if type(value) is str:
+        number = value
+    elif type(value) is str:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
-            return _integral_float(value)
-    if type(value) is float:
-        return int(value) if value.is_integer() else None
-    return None
+            number = _integral_float(value)
+    elif type(value) is float:
+        number = int(value) if value.is_integer() else None
+    else:
+        return None
+    return number if number is not None and -_INT64 <= number < _INT64 else None
 
 
 def _integral_float(text: str) -> int | None:
@@ -452,7 +456,7 @@ def _events(value: Any, chat_id: str, payload: Any, endpoint: str) -> list[ChatE
         raw_id = get("@id")
         if raw_id is None:
             raw_id = get("id")
-        event_id = raw_id if type(raw_id) is int else to_int(raw_id)
+        event_id = raw_id if type(raw_id) is int and -_INT64 <= raw_id < _INT64 else to_int(raw_id)
         if event_id is None:
             raise _error("an event has no numeric id", payload, endpoint)
         event_type = get("@type")
