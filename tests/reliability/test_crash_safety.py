@@ -3,8 +3,9 @@
 Each trial starts from the same committed first run (simulated 10:00), kills a run at 10:01 after a random delay
 drawn over the whole length of an uninterrupted run (fetch, SQL transactions and Parquet writes alike; chat
 polls are slowed by 5 ms of latency to widen the fetch), restarts it at the same simulated time to completion, and
-compares the warehouse with one that ran 10:00 and 10:01 without interruption. Sizes: CI 10 trials, full
-(``RELIABILITY_FULL=1``) 50 trials. SQLite (file, WAL) is the warehouse.
+compares the warehouse with one that ran 10:00 and 10:01 without interruption. Warehouses: SQLite (file, WAL),
+CI 10 trials, full (``RELIABILITY_FULL=1``) 50; PostgreSQL (each trial a database cloned from the first run's
+with ``CREATE DATABASE ... TEMPLATE``), CI 5 trials, full 20.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests.reliability.support import (
 )
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-TRIALS = 50 if FULL else 10
+TRIALS = {"sqlite": 50 if FULL else 10, "postgres": 20 if FULL else 5}
 # Differences a kill may leave that are not data: a killed run that listed chats counted their absences too.
 CRASH_TOLERATED = {"chat_session": {"absent_runs"}}
 
@@ -50,21 +51,66 @@ def crash_simulator():
         sim.stop()
 
 
-def spec_for(sim: Simulator, folder: Path) -> dict[str, Any]:
+class Footprints:
+    """Where a pipeline keeps its state (warehouse, Parquet, session cache), and how to clone a stopped one."""
+
+    def __init__(self, dialect: str, server_url: str | None) -> None:
+        self.dialect, self.server_url = dialect, server_url
+        self.databases: list[str] = []
+
+    def warehouse_url(self, folder: Path) -> str:
+        if self.dialect == "sqlite":
+            return f"sqlite:///{folder / 'warehouse.db'}"
+        assert self.server_url is not None
+        name = f"crash_{folder.name}_{abs(hash(str(folder))) % 10**8}"
+        return sa.make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
+
+    def create(self, folder: Path, template: Path | None = None) -> None:
+        """A new footprint at ``folder``: empty, or a copy of the stopped one at ``template``."""
+        if template is not None:  # the SQLite file (and any WAL), Parquet files and session cache
+            shutil.copytree(template, folder, ignore=shutil.ignore_patterns("*.writer.lock"))
+        else:
+            folder.mkdir(parents=True)
+        if self.dialect == "postgres":
+            name = sa.make_url(self.warehouse_url(folder)).database
+            clause = f' TEMPLATE "{sa.make_url(self.warehouse_url(template)).database}"' if template else ""
+            self._admin(f'CREATE DATABASE "{name}"{clause}')
+            self.databases.append(name)
+
+    def drop_all(self) -> None:
+        for name in self.databases:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, statement: str) -> None:
+        engine = sa.create_engine(self.server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as db:
+                db.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def footprints(request: pytest.FixtureRequest):
+    server_url = request.getfixturevalue("postgres_server_url") if request.param == "postgres" else None
+    places = Footprints(request.param, server_url)
+    try:
+        yield places
+    finally:
+        if request.param == "postgres":
+            places.drop_all()
+
+
+def spec_for(sim: Simulator, folder: Path, places: Footprints) -> dict[str, Any]:
     return {
         "base_url": sim.base_url,
         "account_id": sim.account_id,
         "logins": sim.logins(LOGINS),
         "clock": sim.clock.state(),
-        "warehouse": f"sqlite:///{folder / 'warehouse.db'}",
+        "warehouse": places.warehouse_url(folder),
         "parquet": str(folder / "parquet"),
         "state_dir": str(folder / "state"),
     }
-
-
-def copy_tree(source: Path, target: Path) -> None:
-    """A stopped pipeline's whole footprint: the SQLite file (and any WAL), Parquet files and session cache."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.writer.lock"))
 
 
 def differing_rows(trial: Warehouse, reference: Warehouse) -> dict[str, int]:
@@ -96,19 +142,19 @@ def snapshot_duplicates_disagree(warehouse: Warehouse) -> int:
 
 
 def test_sigkill_at_random_moments_then_a_restart_leaves_the_same_data_as_an_uninterrupted_run(
-    crash_simulator, tmp_path, reports
+    crash_simulator, footprints, tmp_path, reports
 ):
-    sim = crash_simulator
+    sim, places = crash_simulator, footprints
     sim.faults.set(endpoint="chat/{chatId}", kind="latency", probability=1.0, ms=5)
     base = tmp_path / "base"
-    PipelineProcess(spec_for(sim, base)).finish()  # 10:00, committed: every trial starts from here
-    Warehouse(spec_for(sim, base)["warehouse"]).dispose()
+    places.create(base)
+    PipelineProcess(spec_for(sim, base, places)).finish()  # 10:00, committed: every trial starts from here
 
     sim.clock.set(at=T0.replace(minute=1))
     reference_dir = tmp_path / "reference"
-    copy_tree(base, reference_dir)
-    reference_run = PipelineProcess(spec_for(sim, reference_dir)).finish()
-    reference = Warehouse(spec_for(sim, reference_dir)["warehouse"])
+    places.create(reference_dir, template=base)
+    reference_run = PipelineProcess(spec_for(sim, reference_dir, places)).finish()
+    reference = Warehouse(spec_for(sim, reference_dir, places)["warehouse"])
     window_s = 1.2 * reference_run["seconds"]  # from "ready": the whole run, and a little after it
 
     rng = random.Random(20261127)
@@ -121,10 +167,10 @@ def test_sigkill_at_random_moments_then_a_restart_leaves_the_same_data_as_an_uni
         "mismatches": [],
         "reference_run_s": reference_run["seconds"],
     }
-    for trial in range(TRIALS):
+    for trial in range(TRIALS[places.dialect]):
         folder = tmp_path / f"trial{trial}"
-        copy_tree(base, folder)
-        spec = spec_for(sim, folder)
+        places.create(folder, template=base)
+        spec = spec_for(sim, folder, places)
         delay = rng.uniform(0.0, window_s)
         child = PipelineProcess(spec)
         child.wait_for("ready")
@@ -159,8 +205,9 @@ def test_sigkill_at_random_moments_then_a_restart_leaves_the_same_data_as_an_uni
             figures["mismatches"].append({"trial": trial, "delay_s": round(delay, 3), "left": left, **problems})
     reference.dispose()
     figures["left_by_kill"] = dict(figures["left_by_kill"])
-    write_report(reports, "crash_safety", figures)
-    assert figures["killed_mid_run"] >= TRIALS // 2, "the kills should mostly land inside a run"
+    figures["dialect"] = places.dialect
+    write_report(reports, f"crash_safety_{places.dialect}", figures)
+    assert figures["killed_mid_run"] >= TRIALS[places.dialect] // 2, "the kills should mostly land inside a run"
     assert figures["mismatched_trials"] == 0, figures["mismatches"]
 
 
