@@ -23,6 +23,9 @@ PERSONAL_KEYS = frozenset({"text", "visitorName"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+# The instants a timestamp column holds (Python's datetime range): a start outside them is no start.
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 # Dead letters are unreadable bodies (truncated JSON, XML, HTML): personal values are found textually there.
 _JSON_PERSONAL = re.compile(r'"(text|visitorName)"(\s*:\s*)"((?:[^"\\]|\\.)*)("|\\?\Z)', re.DOTALL)
 _XML_PERSONAL = re.compile(r"<(text|visitorName)(\s[^>]*)?>(.*?)(</\1\s*>|\Z)", re.DOTALL)
@@ -71,7 +74,8 @@ def agent_state_table(snapshot_id: str, snapshot_at: datetime, agents: Iterable[
     n = len(agents)
     at_us = (_utc(snapshot_at) - _EPOCH) // _MICROSECOND
     elapsed = [agent.elapsed_in_state_ms for agent in agents]
-    started = pa.array([None if ms is None else at_us - ms * 1000 for ms in elapsed], type=pa.int64())
+    starts = [None if ms is None else at_us - ms * 1000 for ms in elapsed]
+    started = pa.array([us if us is None or _MIN_US <= us <= _MAX_US else None for us in starts], pa.int64())
     return _build(
         "agent_state_snapshot",
         {
