@@ -23,8 +23,14 @@ from pipelines.storage.warehouse import Warehouse
 def ensure_dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path("data/dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch(exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():  # local storage; no telemetry from a demo machine
+        config.write_text("telemetry:\n  enabled: false\n")
     return home
+
+
+# Progress and warnings on the console; Dagster's step-by-step DEBUG events stay in its event log (the UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def today_partition() -> str:
@@ -51,11 +57,13 @@ def main() -> int:
     from pipelines.definitions import defs, reporting_job, snapshot_job  # after DAGSTER_HOME is set
 
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(snapshot_job.name).execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def(snapshot_job.name).execute_in_process(
+            instance=instance, run_config=QUIET, raise_on_error=False
+        )
         report = None
         if result.success:  # today's reports and dashboard, from what the warehouse now holds
             report = defs.resolve_job_def(reporting_job.name).execute_in_process(
-                instance=instance, partition_key=today_partition(), raise_on_error=False
+                instance=instance, partition_key=today_partition(), run_config=QUIET, raise_on_error=False
             )
     url = os.environ.get("WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL)
     root = os.environ.get("PARQUET_ROOT", DEFAULT_PARQUET_ROOT)
