@@ -49,6 +49,7 @@ from pipelines.liveperson.records import (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = 2**63  # numbers must lie in [-2**63, 2**63)
+_INT32 = 2**31  # counts and state codes: INTEGER columns, 32 bits on PostgreSQL
 _LOGIN_SECRETS = frozenset({"bearer", "csrf", "wsuk"})
 _STATE_CODES: dict[str, int] = {name: code for code, name in CHAT_STATE_NAMES.items()}
 
@@ -88,6 +89,12 @@ def to_int(value: Any) -> int | None:
     else:
         return None
     return number if number is not None and -_INT64 <= number < _INT64 else None
+
+
+def _count(value: Any) -> int | None:
+    """A count or state code for an INTEGER column: ``to_int`` within 32 bits, else ``None``."""
+    number = to_int(value)
+    return number if number is not None and -_INT32 <= number < _INT32 else None
 
 
 def _integral_float(text: str) -> int | None:
@@ -146,7 +153,7 @@ def _state(value: Any) -> tuple[int | None, str | None]:
     """A state code (1-4) and its name; an unknown code passes through as ``unknown:<code>``."""
     if value is None:
         return None, None
-    code = to_int(value)
+    code = _count(value)
     if code is not None:
         return code, CHAT_STATE_NAMES.get(code, f"unknown:{code}")
     text = _text(value)
@@ -328,8 +335,8 @@ def _agent(item: Any, payload: Any, endpoint: str) -> AgentRecord:
         chat_state=chat_state,
         voice_state_code=voice_code,
         voice_state=voice_state,
-        max_chats=to_int(attr(item, "maxChats")),
-        chats=to_int(attr(item, "chats")),
+        max_chats=_count(attr(item, "maxChats")),
+        chats=_count(attr(item, "chats")),
         elapsed_in_state_ms=to_int(attr(item, "elapsedTimeInState")),
         user_name=_text(item.get("userName")),
         nickname=_text(item.get("nickname")),
@@ -377,7 +384,7 @@ def parse_available_slots(payload: Any, *, endpoint: str = "chat/availableSlots"
     """How many more chats can be taken (``-1``: unlimited); a number or a numeric string."""
     if type(payload) is not dict or "availableSlots" not in payload:
         raise _error("expected an object with 'availableSlots'", payload, endpoint)
-    slots = to_int(payload["availableSlots"])
+    slots = _count(payload["availableSlots"])
     if slots is None:
         raise _error("'availableSlots' is not a number", payload, endpoint)
     return slots
