@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 import dagster as dg
 
@@ -59,9 +60,17 @@ reporting_job = dg.define_asset_job(
     description="One UTC day of time in state, utilization and the dashboard (backfill any past day).",
 )
 
-reporting_schedule = dg.build_schedule_from_partitioned_job(
-    reporting_job, hour_of_day=0, minute_of_hour=15, default_status=dg.DefaultScheduleStatus.RUNNING
+
+@dg.schedule(
+    job=reporting_job,
+    cron_schedule="15 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+def reporting_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Just after midnight UTC, the day that has just ended (the partitions include today, still partial)."""
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=day, partition_key=day)
 
 
 def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:

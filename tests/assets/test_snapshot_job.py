@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dagster as dg
 from dagster._core.test_utils import create_run_for_test
 
-from pipelines.definitions import build_definitions, snapshot_schedule
+from pipelines.definitions import build_definitions, reporting_schedule, snapshot_schedule
 from pipelines.resources import interval_seconds
 
 INGEST_KEYS = {
@@ -63,3 +65,10 @@ def test_schedule_interval_is_read_from_the_cron_expression():
     assert interval_seconds("* * * * *") == 60
     assert interval_seconds("*/5 * * * *") == 300
     assert interval_seconds("0 * * * *") == 3600
+
+
+def test_reporting_schedule_builds_the_day_that_has_just_ended():
+    tick = datetime(2026, 11, 27, 0, 15, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        request = reporting_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert request.partition_key == "2026-11-26"
