@@ -121,11 +121,24 @@ def _is_sqlite_file(url: sa.URL) -> bool:
     return database not in ("", ":memory:") and url.query.get("mode") != "memory"
 
 
+def _check_sqlite_path(path: Path) -> None:
+    """Create the database's folder, or fail at once naming the place: SQLite itself would only say "unable to open
+    database file" at the first query."""
+    if path.is_dir():
+        raise ValueError(f"the SQLite warehouse {path} is a folder, not a database file (check WAREHOUSE_URL)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(
+            f"the SQLite warehouse's folder {path.parent} cannot be created: {exc.strerror} (check WAREHOUSE_URL)"
+        ) from exc
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     """SQLite with WAL and BEGIN IMMEDIATE, per SQLAlchemy's documented pysqlite transaction recipe."""
     file_backed = _is_sqlite_file(url)
     if file_backed:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_path(Path(url.database))
     if file_backed:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     else:  # one connection for every thread, or each thread would see its own empty in-memory database
