@@ -104,22 +104,31 @@ def test_a_postgres_restart_between_runs_is_survived_by_the_pooled_connections(s
     warehouse.dispose()
 
 
-def test_an_unusable_sqlite_path_fails_the_run_clearly_and_the_next_run_catches_up(simulator, tmp_path, reports):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the warehouse's folder should be")
+@pytest.mark.parametrize("blocked", ["file-where-folder", "folder-where-file"])
+def test_an_unusable_sqlite_path_fails_the_run_clearly_and_the_next_run_catches_up(
+    simulator, tmp_path, reports, blocked
+):
+    if blocked == "file-where-folder":
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("a file where the warehouse's folder should be")
+        bad_url = f"sqlite:///{blocker / 'warehouse.db'}"
+    else:
+        blocker = tmp_path / "a-folder.db"
+        blocker.mkdir()
+        bad_url = f"sqlite:///{blocker}"
     good = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
     parquet = ParquetStore(str(tmp_path / "parquet"))
     with pipeline_connection(simulator, tmp_path / "state") as connection:
         assert run_snapshot(connection, good, parquet).status == "ok"
         simulator.clock.advance(60)
-        with pytest.raises(OSError) as failure:  # the run's configuration names an unusable place
-            run_snapshot(connection, Warehouse(f"sqlite:///{blocker / 'warehouse.db'}"), parquet)
+        with pytest.raises((OSError, ValueError, sa.exc.DBAPIError)) as failure:  # an unusable place is named
+            run_snapshot(connection, Warehouse(bad_url), parquet)
         simulator.clock.advance(60)
         after = run_snapshot(connection, good, parquet)
-    assert str(blocker) in str(failure.value)
+    assert str(blocker) in str(failure.value), str(failure.value)
     assert after.status == "ok"
     figures = assert_caught_up(simulator, good)
-    write_report(reports, "warehouse_bad_sqlite_path", {"error": str(failure.value), **figures})
+    write_report(reports, f"warehouse_bad_sqlite_path_{blocked}", {"error": str(failure.value), **figures})
     good.dispose()
 
 
