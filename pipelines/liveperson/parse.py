@@ -26,6 +26,7 @@ Policy for unusable content:
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
@@ -51,6 +52,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = 2**63  # numbers must lie in [-2**63, 2**63)
 _INT32 = 2**31  # counts and state codes: INTEGER columns, 32 bits on PostgreSQL
 _LOGIN_SECRETS = frozenset({"bearer", "csrf", "wsuk"})
+# ChatEvent's slot setters in field order: the frozen dataclass's own __init__ goes through object.__setattr__ per
+# field, three times slower, and events number hundreds of thousands per run (bench/stages.py).
+_EVENT_FIELDS = ("chat_id", "event_id", "event_type", "event_time", "source", "by", "state", "text", "text_type",
+                 "system_message_id", "raw")
+if tuple(f.name for f in fields(ChatEvent)) != _EVENT_FIELDS:  # a new field must be set in _events() too
+    raise ImportError("ChatEvent's fields changed: update parse._EVENT_FIELDS and parse._events")
+_EVENT_SLOTS = tuple(ChatEvent.__dict__[name].__set__ for name in _EVENT_FIELDS)
 _STATE_CODES: dict[str, int] = {name: code for code, name in CHAT_STATE_NAMES.items()}
 
 
@@ -456,6 +464,8 @@ def _events(value: Any, chat_id: str, payload: Any, endpoint: str) -> list[ChatE
     items = value if type(value) is list else [value]
     events: list[ChatEvent] = []
     append = events.append
+    new = object.__new__
+    s_chat, s_id, s_type, s_time, s_source, s_by, s_state, s_text, s_text_type, s_message, s_raw = _EVENT_SLOTS
     for item in items:
         if type(item) is not dict:
             raise _error("an event is not an object", payload, endpoint)
@@ -474,21 +484,19 @@ def _events(value: Any, chat_id: str, payload: Any, endpoint: str) -> list[ChatE
         # Text fields inline the common cases (a string, or absent) to spare a call per field per event.
         source, by, state = get("source"), get("by"), get("state")
         text, text_type, message_id = get("text"), get("textType"), get("systemMessageId")
-        append(
-            ChatEvent(
-                chat_id=chat_id,
-                event_id=event_id,
-                event_type=event_type,
-                event_time=to_utc_datetime(get("time")),
-                source=source if source is None or type(source) is str else _text(source),
-                by=by if by is None or type(by) is str else _text(by),
-                state=state if state is None or type(state) is str else _text(state),
-                text=text if text is None or type(text) is str else _text(text),
-                text_type=text_type if text_type is None or type(text_type) is str else _text(text_type),
-                system_message_id=message_id if message_id is None or type(message_id) is str else _text(message_id),
-                raw=item,
-            )
-        )
+        event = new(ChatEvent)  # the same frozen record its __init__ makes, its fields set slot by slot
+        s_chat(event, chat_id)
+        s_id(event, event_id)
+        s_type(event, event_type)
+        s_time(event, to_utc_datetime(get("time")))
+        s_source(event, source if source is None or type(source) is str else _text(source))
+        s_by(event, by if by is None or type(by) is str else _text(by))
+        s_state(event, state if state is None or type(state) is str else _text(state))
+        s_text(event, text if text is None or type(text) is str else _text(text))
+        s_text_type(event, text_type if text_type is None or type(text_type) is str else _text(text_type))
+        s_message(event, message_id if message_id is None or type(message_id) is str else _text(message_id))
+        s_raw(event, item)
+        append(event)
     return events
 
 
