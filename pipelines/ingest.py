@@ -433,38 +433,36 @@ class SnapshotRunner:
         ]
         self.progress(f"polling {len(requests)} open chats")
         batch: list[tuple[str, ChatResource | None, str | None]] = []
-        event_tables: list[pa.Table] = []
         polled = 0
-        for (_session, chat_id, _from), outcome in self.client.poll_chats(requests, self.chat_concurrency):
-            polled += 1
-            if isinstance(outcome, ChatNotFound):
-                batch.append((chat_id, None, "not_found"))
-            elif isinstance(outcome, LivePersonError):
-                self.record_failure(f"chat/{chat_id}", outcome)
-                result.errors += 1
-            elif isinstance(outcome, Exception):
-                raise outcome
-            else:
-                batch.append((chat_id, outcome, None))
-            if len(batch) >= CHAT_COMMIT_BATCH:
-                event_tables.append(self.commit_chat_batch(batch, cursors))
-                batch = []
-                self.progress(f"polled {polled}/{len(requests)} chats")
-        if batch:
-            event_tables.append(self.commit_chat_batch(batch, cursors))
-        events = (
-            pa.concat_tables(event_tables)
-            if event_tables
-            else normalize.chat_event_table(self.snapshot_id, self.clock(), [], self.store_chat_text)
-        )
-        if events.num_rows:
-            self.write_fact("chat_event", events)
+        # Each committed batch goes straight into the run's chat_event file (appearing whole at the end), so a
+        # run's events are never all in memory at once; SQL stays first: a batch is written after its commit.
+        with self.parquet.fact_writer("chat_event", self.snapshot_id, self.day) as events:
+            polls = self.client.poll_chats(requests, self.chat_concurrency, wave=CHAT_COMMIT_BATCH)
+            for (_session, chat_id, _from), outcome in polls:
+                polled += 1
+                if isinstance(outcome, ChatNotFound):
+                    batch.append((chat_id, None, "not_found"))
+                elif isinstance(outcome, LivePersonError):
+                    self.record_failure(f"chat/{chat_id}", outcome)
+                    result.errors += 1
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                else:
+                    batch.append((chat_id, outcome, None))
+                if len(batch) >= CHAT_COMMIT_BATCH:
+                    events.write(self.commit_chat_batch(batch, cursors))
+                    batch = []
+                    self.progress(f"polled {polled}/{len(requests)} chats")
+            if batch:
+                events.write(self.commit_chat_batch(batch, cursors))
+        if events.path is not None:
+            self.files["chat_event"] = events.path
         self.export_dimensions(("chat_session",))
         self.counts["chats"] = polled
-        self.counts["events"] = events.num_rows
+        self.counts["events"] = events.rows
         if polled > result.errors or not requests:
             self.steps_succeeded += 1
-        result.rows = {"chat_event": events.num_rows, "chat_session": polled}
+        result.rows = {"chat_event": events.rows, "chat_session": polled}
         result.notes = {"cursor_regressions": self.cursor_regressions}
         return result
 

@@ -8,9 +8,10 @@ reads the real API: it never imports the simulator.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any
 
@@ -135,29 +136,44 @@ class AgentApiClient:
         return parse_chat_info(session.get(endpoint, endpoint=endpoint, not_found=ChatNotFound), endpoint=endpoint)
 
     def poll_chats(
-        self, requests: Sequence[ChatRequest], max_workers: int | None = None
+        self, requests: Sequence[ChatRequest], max_workers: int | None = None, wave: int | None = None
     ) -> Iterator[tuple[ChatRequest, ChatResource | LivePersonError]]:
         """Poll many chats with at most ``max_workers`` (default ``LP_CHAT_CONCURRENCY``) requests in flight.
 
         Yields each request with its result or its API error as it completes, so that one bad chat never stops
-        the others; programming errors propagate.
+        the others; programming errors propagate. Requests go out in waves of ``wave`` (default
+        ``2 x max_workers``): the next wave starts once the caller has taken every result of this one, so memory
+        holds one wave's payloads, not a whole run's, and when the caller stores a wave's results (between
+        waves) no polling thread competes with it for the GIL (measured: concurrent threads make the caller's
+        Python and SQLite work two to three times slower).
         """
         if not requests:
             return
         workers = max(1, min(max_workers or self.settings.chat_concurrency, len(requests)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lp-chat")
+        pending = iter(requests)
+        futures: dict[Future[ChatResource], ChatRequest] = {}
+
+        def submit(count: int) -> None:
+            for request in itertools.islice(pending, count):
+                futures[pool.submit(self.poll_chat, *request)] = request
+
+        size = max(1, wave or 2 * workers)
         try:
-            futures: dict[Future[ChatResource], ChatRequest] = {
-                pool.submit(self.poll_chat, *request): request for request in requests
-            }
-            for future in as_completed(futures):
-                error = future.exception()
-                if error is None:
-                    yield futures[future], future.result()
-                elif isinstance(error, LivePersonError):
-                    yield futures[future], error
-                else:
-                    raise error
+            submit(size)
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    request = futures.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        yield request, future.result()
+                    elif isinstance(error, LivePersonError):
+                        yield request, error
+                    else:
+                        raise error
+                if not futures:  # the caller has taken (and stored) the whole wave: start the next
+                    submit(size)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

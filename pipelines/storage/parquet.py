@@ -11,8 +11,10 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -67,6 +69,24 @@ class ParquetStore:
             raise ValueError(f"not a fact table: {table!r}")
         name = f"{safe_path_component(snapshot_id)}.parquet"
         return self._write([table, _partition(day), name], conform(arrow_table, ARROW_SCHEMAS[table]))
+
+    @contextmanager
+    def fact_writer(self, table: str, snapshot_id: str, day: date) -> Iterator[FactWriter]:
+        """The same file as ``write_fact``, written a batch at a time (``writer.write(batch)``), so that a run's
+        hundreds of thousands of events never sit in memory at once. Nothing appears until the block ends without
+        an error (then the file is moved into place whole); a file with no rows is not written at all."""
+        if table not in FACT_TABLES:
+            raise ValueError(f"not a fact table: {table!r}")
+        parts = [table, _partition(day), f"{safe_path_component(snapshot_id)}.parquet"]
+        folder = "/".join([self.root, *parts[:-1]])
+        final = f"{folder}/{parts[-1]}"
+        writer = FactWriter(self, ARROW_SCHEMAS[table], folder, final, parts[-1])
+        try:
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
 
     def write_dimension(self, table: str, arrow_table: pa.Table) -> str:
         """``root/<table>/current.parquet``, replaced whole each run."""
@@ -138,3 +158,66 @@ def _fsync_directory(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class FactWriter:
+    """One fact file written incrementally (``ParquetStore.fact_writer``): a row group per ``write``; locally under
+    a temporary name, fsynced and renamed on ``close``; for an object store built in memory (compressed) and
+    uploaded on ``close``."""
+
+    def __init__(self, store: ParquetStore, schema: pa.Schema, folder: str, final: str, name: str) -> None:
+        self.store, self.schema, self.folder, self.final, self.name = store, schema, folder, final, name
+        self.rows = 0
+        self.path: str | None = None  # the final path once written
+        self._file: Any = None
+        self._writer: pq.ParquetWriter | None = None
+        self._temporary: str | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = conform(table, self.schema)
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def _open(self) -> None:
+        if self.store.local:
+            os.makedirs(self.folder, exist_ok=True)
+            self._temporary = os.path.join(self.folder, f".{self.name}.tmp-{uuid.uuid4().hex}")
+            self._file = open(self._temporary, "wb")  # noqa: SIM115 (closed in close/abort)
+        else:  # compressed Parquet in memory, one upload on close: a partial upload must never become an object
+            self._file = pa.BufferOutputStream()
+        self._writer = pq.ParquetWriter(self._file, self.schema)
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        if self.store.local:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            assert self._temporary is not None
+            os.replace(self._temporary, self.final)
+            _fsync_directory(self.folder)
+        else:
+            self.store.fs.create_dir(self.folder, recursive=True)
+            with self.store.fs.open_output_stream(self.final) as stream:
+                stream.write(self._file.getvalue())
+        self._writer = None
+        self.path = self.final
+
+    def abort(self) -> None:
+        """Drop what was written: locally the temporary file goes; an unfinished upload is abandoned."""
+        if self._writer is None:
+            return
+        try:
+            self._writer.close()
+            self._file.close()
+        finally:
+            self._writer = None
+            if self._temporary is not None and os.path.exists(self._temporary):
+                os.remove(self._temporary)
