@@ -101,6 +101,8 @@ class AgentSession:
 
     def open(self) -> None:
         """Make sure a login and an agent session exist: from the cache if still valid, else new ones."""
+        if self._agent_session_id is not None:  # every request asks: no file lock (a mkdir and flock) once open
+            return
         with self._lock, self._cache.locked(self._key):
             if self._agent_session_id is not None:
                 return
