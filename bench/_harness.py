@@ -38,10 +38,10 @@ AHEAD_S = 2400  # every chosen chat has ended by T + 40 min, and stays readable 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _serve(agents: int, chats: int, events: int, conn: Any) -> None:  # the simulator process
+def _serve(agents: int, chats: int, events: int, open_only: bool, conn: Any) -> None:  # the simulator process
     from pipelines.liveperson.simulator import SimClock, Simulator, WorldConfig
 
-    concurrent = max(chats, 500) if agents >= 2000 else None
+    concurrent = max(chats * (2 if open_only else 1), 500) if agents >= 2000 else None
     config = WorldConfig(seed=7, agents=agents, events_per_chat=events, concurrent_chats=concurrent)
     sim = Simulator(config, clock=SimClock(at=BUSY, paused=True)).start()
     world, now = sim.world, sim.clock.now()
@@ -51,8 +51,9 @@ def _serve(agents: int, chats: int, events: int, conn: Any) -> None:  # the simu
     for agent in world.agents_at(now):
         if total >= chats:
             break
-        listed = [c.chat_id for c in world.chats_of_agent(agent.profile.agent_id, now)]
-        if not listed or total + len(listed) > chats:
+        now_listed = world.chats_of_agent(agent.profile.agent_id, now)
+        listed = [c.chat_id for c in now_listed]
+        if not listed or total + len(listed) > chats or (open_only and any(c.ended for c in now_listed)):
             continue
         ends = [world._facts(chat_id).end for chat_id in listed]  # noqa: SLF001 (benchmark setup)
         if max(ends) > int(horizon.timestamp() * 1000):
@@ -60,10 +61,13 @@ def _serve(agents: int, chats: int, events: int, conn: Any) -> None:  # the simu
         picked[agent.profile.user_name] = listed
         total += len(listed)
     conn.send((sim.base_url, sim.account_id, config.password, picked))
+    chosen = [chat_id for listed in picked.values() for chat_id in listed]
     while True:
         message = conn.recv()
         if message == "stop":
             break
+        if message[0] == "count":  # events of the picked chats that exist at a moment (benchmark planning)
+            conn.send(sum(len(world.chat_events(chat_id, message[1])) for chat_id in chosen))
     sim.stop()
 
 
@@ -74,6 +78,7 @@ class SimProcess:
     agents: int
     chats: int
     events: int
+    open_only: bool = False  # only agents whose listed chats are all still going (active chats)
     pid: int = 0
     base_url: str = ""
     account_id: str = ""
@@ -83,7 +88,9 @@ class SimProcess:
     def start(self) -> SimProcess:
         ctx = mp.get_context("spawn")
         self._parent, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(self.agents, self.chats, self.events, child), daemon=True)
+        self._process = ctx.Process(
+            target=_serve, args=(self.agents, self.chats, self.events, self.open_only, child), daemon=True
+        )
         self._process.start()
         self.pid = self._process.pid
         self.base_url, self.account_id, self.password, self.by_login = self._parent.recv()
@@ -111,6 +118,11 @@ class SimProcess:
         """CPU seconds (user + system) the simulator process has used so far."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
+
+    def events_at(self, at: datetime) -> int:
+        """How many events the picked chats have at ``at`` (asked of the world, not over HTTP)."""
+        self._parent.send(("count", at))
+        return self._parent.recv()
 
     def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._http.post(f"{self.base_url}/_sim/{path}", data=orjson.dumps(body or {}))
@@ -168,6 +180,28 @@ def timed(sim: SimProcess | None) -> Iterator[Timed]:
         result.wall = time.perf_counter() - t0
         result.cpu = time.process_time() - cpu0
         result.sim_cpu = (sim.cpu() - sim0) if sim else 0.0
+
+
+class BodyBytes:
+    """Counts the response body bytes our client reads (wraps ``session.read_limited``, the one place it reads)."""
+
+    total = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from pipelines.liveperson import session
+
+        if getattr(session.read_limited, "_counted", False):
+            return
+        original = session.read_limited
+
+        def counted(*args: Any, **kwargs: Any) -> bytes:
+            body = original(*args, **kwargs)
+            cls.total += len(body)
+            return body
+
+        counted._counted = True  # type: ignore[attr-defined]
+        session.read_limited = counted
 
 
 def load() -> str:

@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=None, help="LP_CHAT_CONCURRENCY (default: the setting's)")
     parser.add_argument("--dagster", action="store_true", help="also time `dagster job execute` of snapshot_job")
+    parser.add_argument("--only-ours", action="store_true", help="A/B runs: ours alone, with its CPU seconds")
     args = parser.parse_args()
 
     print(f"[{load()}] starting the simulator: {args.agents} agents, {args.chats} chats x {args.events} events")
@@ -75,6 +76,12 @@ def main() -> None:
         print(f"simulator pid {sim.pid}: {sim.chat_count} chats over {len(sim.by_login)} monitored logins")
         state_dir = f"{tmpdir('bench-state-')}/state"
         warm = run_ours(sim, state_dir, args.concurrency)  # logs in, fills the simulator's cache for our sessions
+        if args.only_ours:
+            for _ in range(args.repeat):
+                n, t, _ = run_ours(sim, state_dir, args.concurrency)
+                print(f"ours: {n:,} events in {t.wall:.2f} s = {n / t.wall:,.0f} events/s; CPU {t.cpu:.2f} s = "
+                      f"{1e6 * t.cpu / n:.1f} us/event; sim CPU {t.sim_share}; [{load()}]")
+            return
         http = plain_http()
         sessions = raw_sessions(sim, http)
         urls = chat_urls(sessions)
