@@ -8,10 +8,12 @@ payload that cannot be read becomes a dead letter and the run goes on as ``parti
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -178,6 +180,7 @@ class SnapshotRunner:
                     self.client.info(session)
                 except LivePersonError as error:
                     log.warning("%s: no agent id this run: %s", session.label, error)
+                    self.record_failure("info", error)  # an unreadable answer is a dead letter here too
                     continue
             ids.add(session.agent_id)
         return ids
@@ -436,7 +439,7 @@ class SnapshotRunner:
         polled = 0
         # Each committed batch goes straight into the run's chat_event file (appearing whole at the end), so a
         # run's events are never all in memory at once; SQL stays first: a batch is written after its commit.
-        with self.parquet.fact_writer("chat_event", self.snapshot_id, self.day) as events:
+        with cyclic_gc_paused(), self.parquet.fact_writer("chat_event", self.snapshot_id, self.day) as events:
             polls = self.client.poll_chats(requests, self.chat_concurrency, wave=CHAT_COMMIT_BATCH)
             for (_session, chat_id, _from), outcome in polls:
                 polled += 1
@@ -639,6 +642,23 @@ def run_snapshot(
             runner.finish(crashed=True)
             raise
         return runner.finish()
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run's events stream through (restored after, even on error).
+
+    Each event is a few container objects (its decoded dict, its record, its row tuple): millions per run, which
+    trigger a collection every 700 allocations and full collections that scan the whole heap; the data is
+    acyclic and freed by reference counting anyway. Measured (bench/stages.py): a quarter of the CPU per event.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def configured_secrets(client: AgentApiClient) -> tuple[str, ...]:
