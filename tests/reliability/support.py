@@ -29,9 +29,15 @@ from pipelines.storage.warehouse import Warehouse
 
 FULL = os.environ.get("RELIABILITY_FULL", "").strip().lower() in ("1", "true", "yes", "on")
 LOGINS = 6
-# Endpoints whose every unreadable 200 answer becomes exactly one dead letter of that endpoint. ``info`` is left out:
-# a run also asks it outside any step (to learn a login's agent id), where a failure is only logged.
-DEAD_LETTERED_READS = ("availableAgents", "chat/availableSlots", "chatSessions", "chat/{chatId}", "availability")
+# Endpoints whose every unreadable 200 answer becomes exactly one dead letter of that endpoint.
+DEAD_LETTERED_READS = (
+    "availableAgents",
+    "chat/availableSlots",
+    "chatSessions",
+    "chat/{chatId}",
+    "availability",
+    "info",
+)
 
 
 def fast_env(state_dir: Path, **extra: str) -> dict[str, str]:

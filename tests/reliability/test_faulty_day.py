@@ -143,3 +143,19 @@ def test_a_faulty_day_loses_and_duplicates_nothing_and_every_bad_payload_is_a_de
 
     assert parquet_problems(tmp_path / "parquet") == []
     assert parquet_rows_equal_sql(parquet, Warehouse(warehouse_url)) == {}
+
+
+def test_an_unreadable_info_answer_is_a_dead_letter_wherever_the_run_asks_for_it(simulator, tmp_path):
+    """A run asks ``info`` in three places (to learn a login's agent id, for availability, before chatSessions)."""
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    ledger = FaultLedger(simulator)
+    simulator.faults.set(endpoint="info", kind="truncate", probability=1.0)
+    with pipeline_connection(simulator, tmp_path / "state") as connection:
+        summary = run_snapshot(connection, warehouse, ParquetStore(str(tmp_path / "parquet")))
+    errors = schema.TABLES["ingest_error"]
+    with warehouse.engine.connect() as db:
+        info_letters = db.execute(sa.select(sa.func.count()).where(errors.c.endpoint == "info")).scalar_one()
+    warehouse.dispose()
+    assert ledger.unreadable("info") > 0
+    assert info_letters == ledger.unreadable("info")
+    assert summary.status == "partial" and summary.errors == info_letters
