@@ -71,21 +71,18 @@ def read_limited(response: requests.Response, limit_bytes: int = DEFAULT_MAX_RES
             status=response.status_code,
             body=head[:TOO_LARGE_HEAD_BYTES],
         )
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()  # one growing buffer: refusing an oversized body never copies all of it to keep its head
     for chunk in response.iter_content(_CHUNK_BYTES):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit_bytes:
+        body += chunk
+        if len(body) > limit_bytes:
             response.close()
-            head = b"".join(chunks)[:TOO_LARGE_HEAD_BYTES]
             raise ResponseTooLarge(
                 f"body exceeds the limit of {limit_bytes} bytes",
                 endpoint=endpoint,
                 status=response.status_code,
-                body=head,
+                body=bytes(body[:TOO_LARGE_HEAD_BYTES]),
             )
-    return b"".join(chunks)
+    return bytes(body)
 
 
 def _content_length(response: requests.Response) -> int | None:
