@@ -20,6 +20,7 @@ with unrelated data). A text cut off by a truncated body is not looked for as a 
 from __future__ import annotations
 
 import logging
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,10 @@ def test_no_secret_and_no_chat_text_reaches_any_table_file_log_or_dagster_storag
         runs = db.execute(sa.select(sa.func.count()).select_from(schema.TABLES["snapshot_run"])).scalar_one()
     assert runs == 4 and dead_letters > 0, (runs, dead_letters)
     assert "partial" in statuses
+
+    layout = re.compile(r"[a-z_]+/(date=\d{4}-\d{2}-\d{2}/\d{8}T\d{6}Z-[0-9a-f]{8}|current)\.parquet")
+    files = [str(path.relative_to(parquet_root)) for path in parquet_root.rglob("*") if path.is_file()]
+    assert files and [name for name in files if not layout.fullmatch(name)] == []  # named by snapshot ids and dates
 
     captured = capfd.readouterr()
     outputs = {
