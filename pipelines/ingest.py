@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ABSENT_RUNS_BEFORE_GONE = 3
 CHAT_COMMIT_BATCH = 100
+CHAT_COMMIT_EVENTS = 20_000
 CHAT_RESOURCE_ENDPOINTS = ("chat/{chatId}", "chatSessions")
 
 
@@ -440,7 +441,12 @@ class SnapshotRunner:
         # Each committed batch goes straight into the run's chat_event file (appearing whole at the end), so a
         # run's events are never all in memory at once; SQL stays first: a batch is written after its commit.
         with cyclic_gc_paused(), self.parquet.fact_writer("chat_event", self.snapshot_id, self.day) as events:
-            polls = self.client.poll_chats(requests, self.chat_concurrency, wave=CHAT_COMMIT_BATCH)
+            # polls go out in waves of two per polling thread; a batch is committed at CHAT_COMMIT_BATCH chats or
+            # CHAT_COMMIT_EVENTS events, whichever comes first: memory holds about one batch and one wave (a chat
+            # of 1,000 events is ~1.3 MB decoded), and a poll with few new events still commits (fsyncs) rarely
+            wave = max(1, min(CHAT_COMMIT_BATCH, 2 * self.chat_concurrency))
+            polls = self.client.poll_chats(requests, self.chat_concurrency, wave=wave)
+            batch_events = 0
             for (_session, chat_id, _from), outcome in polls:
                 polled += 1
                 if isinstance(outcome, ChatNotFound):
@@ -452,9 +458,10 @@ class SnapshotRunner:
                     raise outcome
                 else:
                     batch.append((chat_id, outcome, None))
-                if len(batch) >= CHAT_COMMIT_BATCH:
+                    batch_events += len(outcome.events)
+                if len(batch) >= CHAT_COMMIT_BATCH or batch_events >= CHAT_COMMIT_EVENTS:
                     events.write(self.commit_chat_batch(batch, cursors))
-                    batch = []
+                    batch, batch_events = [], 0
                     self.progress(f"polled {polled}/{len(requests)} chats")
             if batch:
                 events.write(self.commit_chat_batch(batch, cursors))
