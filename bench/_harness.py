@@ -55,7 +55,7 @@ def _serve(agents: int, chats: int, events: int, open_only: bool, conn: Any) -> 
         listed = [c.chat_id for c in now_listed]
         if not listed or total + len(listed) > chats or (open_only and any(c.ended for c in now_listed)):
             continue
-        ends = [world._facts(chat_id).end for chat_id in listed]  # noqa: SLF001 (benchmark setup)
+        ends = [world._facts(chat_id).end for chat_id in listed]
         if max(ends) > int(horizon.timestamp() * 1000):
             continue
         picked[agent.profile.user_name] = listed

@@ -18,9 +18,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from datetime import timedelta  # noqa: E402
+from datetime import timedelta
 
-from _harness import (  # noqa: E402
+from _harness import (
     AHEAD_S,
     BUSY,
     SimProcess,

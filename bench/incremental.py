@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import BUSY, BodyBytes, Pipeline, SimProcess, fmt, load, table, timed  # noqa: E402
+from _harness import BUSY, BodyBytes, Pipeline, SimProcess, fmt, load, table, timed
 
 
 def seconds_for_new(sim: SimProcess, base_events: int, share: float) -> float:

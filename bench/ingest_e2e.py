@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (  # noqa: E402
+from _harness import (
     AHEAD_S,
     BUSY,
     Pipeline,
@@ -36,7 +36,7 @@ from _harness import (  # noqa: E402
     timed,
     tmpdir,
 )
-from _naive import naive_ingest  # noqa: E402
+from _naive import naive_ingest
 
 
 def run_ours(sim: SimProcess, state_dir: str, concurrency: int | None) -> tuple[int, object, float]:
@@ -98,7 +98,8 @@ def main() -> None:
             nai.append((t.wall, n, t))
             n, t, whole = run_ours(sim, state_dir, args.concurrency)
             ours.append((t.wall, n, t, whole))
-        floor, naive, mine = min(floors, key=lambda r: r[0]), min(nai, key=lambda r: r[0]), min(ours, key=lambda r: r[0])
+        fastest = lambda runs: min(runs, key=lambda r: r[0])  # noqa: E731
+        floor, naive, mine = fastest(floors), fastest(nai), fastest(ours)
         assert floor[1] == naive[1] == mine[1], (floor[1], naive[1], mine[1])
         rows = [
             ["floor: requests + orjson, no processing", fmt(floor[1] / floor[0]), f"{floor[0]:.2f}",

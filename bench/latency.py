@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Pipeline, SimProcess, load, table, tmpdir  # noqa: E402
-from incremental import poll  # noqa: E402
+from _harness import Pipeline, SimProcess, load, table, tmpdir
+from incremental import poll
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import AHEAD_S, BUSY, Pipeline, SimProcess, load, timed  # noqa: E402
+from _harness import AHEAD_S, BUSY, Pipeline, SimProcess, load, timed
 
 
 def vm(field: str) -> float:
@@ -41,7 +41,7 @@ def main() -> None:
             pipeline.connection.client.info(session)
         before = vm("VmHWM")
         with timed(sim) as t:
-            result, summary = pipeline.run(before_chats=lambda: sim.set_clock(BUSY + timedelta(seconds=AHEAD_S)))
+            _result, summary = pipeline.run(before_chats=lambda: sim.set_clock(BUSY + timedelta(seconds=AHEAD_S)))
         pipeline.close()
     peak = vm("VmHWM")
     print(f"full poll: {summary.agents:,} agents, {summary.chats} chats, {summary.events:,} events in {t.wall:.1f} s "

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 
-from _harness import (  # noqa: E402
+from _harness import (
     SimProcess,
     chat_urls,
     floor_pass,
@@ -37,8 +37,8 @@ from _harness import (  # noqa: E402
     timed,
     tmpdir,
 )
-from _naive import naive_ingest  # noqa: E402
-from ingest_e2e import run_ours  # noqa: E402
+from _naive import naive_ingest
+from ingest_e2e import run_ours
 
 
 def dlt_source(urls: list[tuple[str, dict[str, str], str]]) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import AHEAD_S, BUSY, Pipeline, SimProcess, load, timed, tmpdir  # noqa: E402
+from _harness import AHEAD_S, BUSY, Pipeline, SimProcess, load, timed, tmpdir
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def report(path: str, top: int) -> None:
             continue
         n = int(count)
         frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
-        if any("wait (threading.py" in f or "_worker (concurrent" in f and f is frames[-1] for f in frames[-1:]):
+        if any("wait (threading.py" in f or ("_worker (concurrent" in f and f is frames[-1]) for f in frames[-1:]):
             continue
         samples += n
         if frames:

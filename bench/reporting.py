@@ -25,7 +25,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import load, table, tmpdir  # noqa: E402
+from _harness import load, table, tmpdir
 
 DAY = date(2026, 11, 26)
 
@@ -109,14 +109,15 @@ def build(folder: str, agents: int, minutes: int) -> tuple[str, str, int]:
     db.execute("BEGIN")
     runs = run_table(sids, times)
     db.executemany(f"INSERT INTO snapshot_run VALUES ({','.join('?' * runs.num_columns)})",
-                   list(zip(*(_bind_values(runs.column(c), "sqlite") for c in runs.column_names))))
+                   list(zip(*(_bind_values(runs.column(c), "sqlite") for c in runs.column_names), strict=True)))
     rows = 0
     for m, (sid, at) in enumerate(zip(sids, times, strict=True)):
         snap = snapshot_table(sid, at, agent_ids, states[m], starts[m])
         store.write_fact("agent_state_snapshot", sid, DAY, snap)
         store.write_fact("snapshot_run", sid, DAY, runs.slice(m, 1))
         values = [_bind_values(snap.column(c), "sqlite") for c in snap.column_names]
-        db.executemany(f"INSERT INTO agent_state_snapshot VALUES ({','.join('?' * len(values))})", zip(*values))
+        placeholders = ",".join("?" * len(values))
+        db.executemany(f"INSERT INTO agent_state_snapshot VALUES ({placeholders})", zip(*values, strict=True))
         rows += snap.num_rows
     db.execute("COMMIT")
     db.execute("ANALYZE")

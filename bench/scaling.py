@@ -17,9 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import BUSY, Pipeline, SimProcess, fmt, load, table, timed, tmpdir  # noqa: E402
-from ingest_e2e import run_ours  # noqa: E402
-from pipelines.storage.lock import writer_lock  # noqa: E402
+from _harness import BUSY, Pipeline, SimProcess, fmt, load, table, timed, tmpdir
+from ingest_e2e import run_ours
+
+from pipelines.storage.lock import writer_lock
 
 
 def agent_step(sim: SimProcess, state_dir: str) -> tuple[int, object]:

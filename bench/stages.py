@@ -20,7 +20,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import AHEAD_S, BUSY, load, table, tmpdir  # noqa: E402
+from _harness import AHEAD_S, BUSY, load, table, tmpdir
 
 
 def payloads(chats: int, events: int) -> list[tuple[str, bytes]]:
