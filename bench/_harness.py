@@ -294,22 +294,13 @@ class Pipeline:
     def runner(self) -> Any:
         from pipelines.ingest import SnapshotRunner
 
-        settings = self.connection.settings
-        return SnapshotRunner(
-            self.connection.client,
-            self.warehouse,
-            self.parquet,
-            clock=self.connection.clock,
-            source=settings.source,
-            account_id=settings.account_id,
-            interval_s=60,
-            store_chat_text=settings.store_chat_text,
-            chat_concurrency=settings.chat_concurrency,
-            progress=lambda message: None,
+        return SnapshotRunner.for_connection(
+            self.connection, self.warehouse, self.parquet, interval_s=60, progress=lambda message: None
         )
 
-    def run(self, *, before_chats: Callable[[], None] | None = None,
-            measure: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
+    def run(
+        self, *, before_chats: Callable[[], None] | None = None, measure: Callable[[Any], Any] | None = None
+    ) -> tuple[Any, Any]:
         """One run, the steps of ``run_snapshot`` in its order under the writer lock; ``before_chats`` runs
         between registering chats and polling them (the benchmark moves the simulator's clock there), and
         ``measure(step)`` wraps the chat polling step. Returns (the chat step's result, the run summary)."""
@@ -319,8 +310,7 @@ class Pipeline:
             assert acquired
             runner = self.runner()
             runner.begin()
-            for step in (runner.available_agents, runner.session_availability, runner.chat_slots,
-                         runner.chat_sessions):
+            for step in (runner.available_agents, runner.session_availability, runner.chat_slots, runner.chat_sessions):
                 step()
             if before_chats:
                 before_chats()

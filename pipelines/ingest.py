@@ -104,6 +104,31 @@ class SnapshotRunner:
         self.agents_answered = False
         self.summary: RunSummary | None = None
 
+    @classmethod
+    def for_connection(
+        cls,
+        connection: Connection,
+        warehouse: Warehouse,
+        parquet: ParquetStore,
+        *,
+        interval_s: int,
+        progress: Callable[[str], None] | None = None,
+    ) -> SnapshotRunner:
+        """A runner reading through ``connection`` with its settings (source, account, chat text, concurrency)."""
+        settings = connection.settings
+        return cls(
+            connection.client,
+            warehouse,
+            parquet,
+            clock=connection.clock,
+            source=settings.source,
+            account_id=settings.account_id,
+            interval_s=interval_s,
+            store_chat_text=settings.store_chat_text,
+            chat_concurrency=settings.chat_concurrency,
+            progress=progress,
+        )
+
     # ------------------------------------------------------------------ run lifecycle
     def begin(self) -> str:
         """Open the run: migrate, clean up after crashes, export what an earlier run left unexported."""
@@ -624,17 +649,7 @@ def run_snapshot(
         if not acquired:
             log.warning("skipping this snapshot: another run holds the warehouse writer lock")
             return None
-        runner = SnapshotRunner(
-            connection.client,
-            warehouse,
-            parquet,
-            clock=connection.clock,
-            source=connection.settings.source,
-            account_id=connection.settings.account_id,
-            interval_s=interval_s,
-            store_chat_text=connection.settings.store_chat_text,
-            chat_concurrency=connection.settings.chat_concurrency,
-        )
+        runner = SnapshotRunner.for_connection(connection, warehouse, parquet, interval_s=interval_s)
         runner.begin()
         try:
             for step in (

@@ -165,16 +165,11 @@ class SnapshotRunResource(dg.ConfigurableResource):
             self._skip_reason = f"outage back-off: {reason}"
             logger.warning(f"skipping this snapshot: {self._skip_reason}")
             return None
-        runner = SnapshotRunner(
-            connection.client,
+        runner = SnapshotRunner.for_connection(
+            connection,
             warehouse,
             self.parquet.open(),
-            clock=connection.clock,
-            source=connection.settings.source,
-            account_id=connection.settings.account_id,
             interval_s=interval_seconds(self.snapshot_cron),
-            store_chat_text=connection.settings.store_chat_text,
-            chat_concurrency=connection.settings.chat_concurrency,
             progress=logger.info,
         )
         runner.begin()

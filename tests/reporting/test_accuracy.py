@@ -36,16 +36,7 @@ STATE_NAMES = {1: "Offline", 2: "Online", 3: "Occupied", 4: "Away"}
 
 def snapshot_agents(conn, warehouse: Warehouse, parquet: ParquetStore) -> str:
     """The agents step of a run (what time in state is made of), as ``snapshot_job`` runs it."""
-    runner = SnapshotRunner(
-        conn.client,
-        warehouse,
-        parquet,
-        clock=conn.clock,
-        source=conn.settings.source,
-        account_id=conn.settings.account_id,
-        interval_s=60,
-        store_chat_text=False,
-    )
+    runner = SnapshotRunner.for_connection(conn, warehouse, parquet, interval_s=60)
     runner.begin()
     runner.available_agents()
     return runner.finish().status
