@@ -615,7 +615,7 @@ class SnapshotRunner:
                     rows = self.warehouse.read_table(conn, name, {"snapshot_id": snapshot_id})
                     if rows.num_rows:
                         day = rows.column("snapshot_at" if "snapshot_at" in rows.column_names else "ingested_at")
-                        self.parquet.write_fact(name, snapshot_id, run_day(rows, day), rows)
+                        self.parquet.write_fact(name, snapshot_id, run_day(day), rows)
             with self.warehouse.engine.connect() as conn:
                 finished = conn.execute(
                     sa.select(run_table.c.finished_at).where(run_table.c.snapshot_id == snapshot_id)
@@ -700,9 +700,8 @@ def redact_secrets(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def run_day(rows: pa.Table, column: pa.ChunkedArray) -> date:
+def run_day(column: pa.ChunkedArray) -> date:
     """The UTC date a fact file belongs to: that of its snapshot time."""
-    del rows
     return column[0].as_py().date()
 
 
