@@ -5,6 +5,7 @@ import duckdb
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from assets.run_checks import snapshot_run_without_errors
 from pipelines.resources import SnapshotRunResource
 from pipelines.storage import schema
 
@@ -136,4 +137,5 @@ INGEST_CHECKS = [
     chat_event_parquet_matches_sql,
     chat_event_parquet_keys_unique,
     cursors_never_move_backwards,
+    snapshot_run_without_errors,
 ]

@@ -1,12 +1,13 @@
 """Materialization metadata shared by the ingest assets: row counts, the column schema, the run's errors."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
 from pipelines.ingest import SnapshotRunner, StepResult
+from pipelines.liveperson.breaker_status import breaker_metadata
 from pipelines.resources import SnapshotRunResource
 from pipelines.storage.schema import ARROW_SCHEMAS
 
@@ -37,11 +38,23 @@ def materialize_step(
     snapshot: SnapshotRunResource,
     step: Callable[[SnapshotRunner], StepResult],
     table: str,
+    extra: Callable[[SnapshotRunner], Mapping[str, Any]] | None = None,
 ) -> Iterator[dg.MaterializeResult]:
-    """Run one ingest step of the run and report its table; yield nothing when the run skips (lock, back-off)."""
+    """Run one ingest step of the run and report its table; yield nothing when the run skips (lock, back-off).
+
+    ``extra`` adds metadata read after the step (e.g. the login breakers the step may have opened).
+    """
     runner = snapshot.runner
     if runner is None:
         context.log.warning(f"not polled: {snapshot.skip_reason}")
         return
     result = step(runner)
-    yield dg.MaterializeResult(metadata=table_metadata(table, result.rows.get(table, 0), runner, result))
+    metadata = table_metadata(table, result.rows.get(table, 0), runner, result)
+    if extra is not None:
+        metadata.update(extra(runner))
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+def login_breaker_metadata(runner: SnapshotRunner) -> dict[str, Any]:
+    """The login breakers under the run's ``LP_STATE_DIR`` that block a configured login (masked), and stale ones."""
+    return breaker_metadata(runner.client.settings)

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from assets.dead_letters import dead_letters_of
 from assets.metadata import column_schema
 from pipelines.resources import SnapshotRunResource
 
@@ -33,7 +34,13 @@ def snapshot_run(context: dg.AssetExecutionContext, snapshot: SnapshotRunResourc
         "run_errors": summary.errors,
     }
     if summary.status == "failed":
+        # The description is what the run's failure (and the alert) shows: name the first cause, not just the fact.
+        dead_letters = dead_letters_of(runner.warehouse, summary.snapshot_id)
+        cause = f"; first error: {dead_letters.first_error}" if dead_letters.first_error else ""
+        metadata["dead_letters_by_endpoint"] = dead_letters.by_endpoint
         raise dg.Failure(
-            description=f"snapshot {summary.snapshot_id}: nothing could be read or stored", metadata=metadata
+            description=f"snapshot {summary.snapshot_id}: nothing could be read or stored "
+            f"({summary.errors} errors){cause}",
+            metadata=metadata,
         )
     yield dg.MaterializeResult(metadata=metadata)

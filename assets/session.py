@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.metadata import materialize_step
+from assets.metadata import login_breaker_metadata, materialize_step
 from pipelines.ingest import SnapshotRunner
 from pipelines.resources import SnapshotRunResource
 
@@ -13,8 +13,17 @@ from pipelines.resources import SnapshotRunResource
 def session_availability_snapshot(
     context: dg.AssetExecutionContext, snapshot: SnapshotRunResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Each monitored login's chat and voice availability, one row per login per snapshot."""
-    yield from materialize_step(context, snapshot, SnapshotRunner.session_availability, "session_availability_snapshot")
+    """Each monitored login's chat and voice availability, one row per login per snapshot.
+
+    Also shows the login breakers open under ``LP_STATE_DIR``: a blocked login answers nothing until reset.
+    """
+    yield from materialize_step(
+        context,
+        snapshot,
+        SnapshotRunner.session_availability,
+        "session_availability_snapshot",
+        extra=login_breaker_metadata,
+    )
 
 
 @dg.asset(deps=["agent_state_snapshot"], output_required=False, group_name="ingest")

@@ -47,7 +47,7 @@ def test_every_asset_check_passes_on_a_healthy_run(embedded_env):
         run_job(instance)
         result = run_job(instance)
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 7
+    assert len(evaluations) == 8
     failed = [(e.asset_check_key.name, e.metadata) for e in evaluations if not e.passed]
     assert failed == []
 
