@@ -10,8 +10,13 @@ import dagster as dg
 
 from assets import agents, chats, runs, session
 from assets.checks import INGEST_CHECKS
+from assets.freshness import with_snapshot_freshness
 from assets.reporting import REPORTING_ASSETS
+from pipelines.maintenance.jobs import maintenance_job, maintenance_schedule
+from pipelines.maintenance.replay_job import replay_job, replay_schedule
+from pipelines.maintenance.resources import maintenance_resources_from_env
 from pipelines.resources import DEFAULT_SNAPSHOT_CRON, resources_from_env
+from pipelines.sensors import alert_resources_from_env, run_failure_alert
 
 INGEST_ASSETS = [
     agents.available_agents,
@@ -76,11 +81,16 @@ def reporting_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The project's definitions with resources read from ``environ`` (default: the process environment)."""
     return dg.Definitions(
-        assets=[*INGEST_ASSETS, *REPORTING_ASSETS],
+        assets=[*with_snapshot_freshness(INGEST_ASSETS, environ), *REPORTING_ASSETS],
         asset_checks=INGEST_CHECKS,
-        jobs=[snapshot_job, reporting_job],
-        schedules=[snapshot_schedule, reporting_schedule],
-        resources=resources_from_env(environ),
+        jobs=[snapshot_job, reporting_job, maintenance_job, replay_job],
+        schedules=[snapshot_schedule, reporting_schedule, maintenance_schedule, replay_schedule],
+        sensors=[run_failure_alert],
+        resources={
+            **resources_from_env(environ),
+            **maintenance_resources_from_env(environ),
+            **alert_resources_from_env(environ),
+        },
     )
 
 
