@@ -141,3 +141,22 @@ def test_chat_text_and_visitor_names_are_not_stored_by_default(pipeline, simulat
         served_name = simulator.world.chat_info(chat_id, simulator.clock.now())["visitorName"]
         stored = orjson.loads(info_json)
         assert stored["visitorName"] == len(served_name), chat_id  # its length stands in for it
+
+
+def test_a_run_that_could_read_nothing_fails_even_with_no_chat_to_poll(pipeline, simulator):
+    conn, warehouse, parquet = pipeline
+    now = simulator.clock.now()
+    simulator.faults.set(endpoint="*", kind="outage", start=now, end=now + timedelta(hours=1))
+
+    summary = run_snapshot(conn, warehouse, parquet)
+
+    assert summary is not None and summary.status == "failed" and summary.errors > 0
+
+
+def test_an_empty_chat_list_is_an_answer_so_the_run_is_partial_not_failed(pipeline, simulator):
+    conn, warehouse, parquet = pipeline
+    simulator.faults.set(endpoint="availableAgents", kind="server_error", probability=1.0)
+
+    summary = run_snapshot(conn, warehouse, parquet)
+
+    assert summary is not None and summary.status == "partial"
