@@ -1,9 +1,9 @@
-"""A simulated week of unattended operation on the simulator's clock: snapshot runs every day, then each night the
-maintenance steps (retention, compaction) and the dead-letter replay after a day with a parser bug.
+"""A simulated week of unattended operation on the simulator's clock: snapshot runs every day, then each night
+the maintenance steps (retention, compaction) and the dead-letter replay after a day with a parser bug.
 
-Reduced size for CI: a few runs a day and a week in about a minute; the contract's invariants are asserted every
-night (replay_job at 00:20, maintenance_job at 00:30): SQL and Parquet hold the same rows, nothing is duplicated, closed days are one file per table, and nothing
-older than ``RETENTION_DAYS`` is left anywhere.
+Reduced size for CI: a few runs a day and a week in about a minute. The contract's invariants are asserted every
+night (replay_job at 00:20, maintenance_job at 00:30): SQL and Parquet hold the same rows, nothing is duplicated,
+closed days are one file per table, and nothing older than ``RETENTION_DAYS`` is left anywhere.
 """
 
 from datetime import UTC, date, datetime, timedelta
