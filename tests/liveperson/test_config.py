@@ -87,7 +87,7 @@ def test_defaults_of_the_non_connection_settings() -> None:
     assert settings.max_response_bytes == 50 * 1024 * 1024
     assert settings.ca_bundle is None
     assert settings.retry_base_s == 5.0
-    assert settings.chat_concurrency == 8
+    assert settings.chat_concurrency == 32
 
 
 def test_non_connection_settings_are_read(tmp_path: Path) -> None:

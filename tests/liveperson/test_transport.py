@@ -12,13 +12,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+import requests
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 
 from pipelines.liveperson.client import AgentApiClient
-from pipelines.liveperson.config import simulator_settings
+from pipelines.liveperson.config import ApiSettings, simulator_settings
 from pipelines.liveperson.errors import ApiHttpError, ApiUnreachable, ChatNotFound, ResponseTooLarge
-from pipelines.liveperson.transport import LivePersonRetry
+from pipelines.liveperson.transport import LivePersonRetry, make_http_session
 from tests.liveperson.client_support import settings_for
 
 # --- the retry policy itself ---
@@ -214,3 +215,30 @@ def test_a_self_signed_server_is_accepted_when_lp_ca_bundle_names_its_certificat
 ) -> None:
     client = _tls_client(https_api, tmp_path, LP_CA_BUNDLE=str(self_signed[0]))
     assert client.info().agent_id == "42"
+
+
+# --- the environment, read once per session ---
+
+
+def test_proxies_and_ca_bundle_still_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corporate-ca.pem")
+    http = make_http_session(ApiSettings(account_id="1", logins=()))
+    merged = http.merge_environment_settings("https://va.agentvep.liveperson.net/api", {}, None, True, None)
+    assert merged["proxies"]["https"] == "http://proxy.example:3128"
+    assert merged["verify"] == "/etc/corporate-ca.pem"
+    assert "https" not in http.merge_environment_settings("https://internal.example/x", {}, None, True, None)["proxies"]
+    assert http.merge_environment_settings("https://x.example/", {}, None, "/lp-ca.pem", None)["verify"] == "/lp-ca.pem"
+
+
+def test_a_netrc_entry_for_the_api_host_never_replaces_the_bearer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine va.agentvep.liveperson.net login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    http = make_http_session(ApiSettings(account_id="1", logins=()))
+    request = requests.Request("GET", "https://va.agentvep.liveperson.net/x", headers={"Authorization": "Bearer b"})
+    assert http.prepare_request(request).headers["Authorization"] == "Bearer b"

@@ -2,12 +2,16 @@
 
 A stdlib ``ThreadingHTTPServer`` with keep-alive; each response goes out as ONE write with Nagle disabled
 (PLATFORM.md: two writes on keep-alive stall every response ~22 ms). Encoded payloads are cached per simulated
-second (``availableAgents``) and per chat cursor, so the server is not what a throughput benchmark measures.
+second (``availableAgents``) and per chat cursor and info version (``ChatEvents.info_version``: a cache hit builds
+nothing), and request headers are read by a small parser instead of the email package's, so the server is not what
+a throughput benchmark measures (``bench/floor.py`` prints its CPU per request).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.client
 import logging
 import re
 import socket
@@ -357,24 +361,34 @@ class Api:
     def _chat(
         self, endpoint: str, chat_id: str, req: Request, now: datetime, session: AgentSession, url: str
     ) -> Response:
-        if not self.world.chat_exists(chat_id, now) or str(self.world.chat_owner(chat_id)) != session.agent_id:
+        found = self.world.readable_chat(chat_id, now, session.agent_id)
+        if found is None:
             return self._error(404, f"Chat {chat_id} not found in this agent session", now, req.fmt)
+        chat, epoch_ms = found
         raw_from = req.query.get("from", "0")
         if not raw_from.isdigit():
             return self._error(400, "from must be a non-negative integer", now, req.fmt)
         from_ = int(raw_from)
+        # The key is what the answer is a function of: the chat's info version (events so far, state, typing)
+        # stands for the info itself, so a cache hit builds nothing (neither the info nor the event slice).
+        version = chat.info_version(epoch_ms)
+        timeout_s = self.world.config.chat_timeout_s
         if endpoint == "chat/{chatId}/info":
-            info = self.world.chat_info(chat_id, now)
-            return self._ok(render.chat_info_payload(url, chat_id, info), req.fmt)
-        events = self.world.chat_events(chat_id, now, from_)
-        info = self.world.chat_info(chat_id, now) if endpoint == "chat/{chatId}" else None
-        last = render.event_id(events[-1]) if events else -1
-        key = (endpoint, chat_id, url, from_, req.fmt, len(events), last, orjson.dumps(info))
+            key: tuple[Any, ...] = (endpoint, chat_id, url, req.fmt, version)
 
-        def make() -> bytes:
-            if info is None:
-                return render.encode(render.events_payload(url, chat_id, events, from_), req.fmt)
-            return render.encode(render.chat_payload(url, chat_id, events, from_, info), req.fmt)
+            def make() -> bytes:
+                return render.encode(render.chat_info_payload(url, chat_id, chat.info_at(version, timeout_s)), req.fmt)
+
+        else:
+            seen = version[0]
+            key = (endpoint, chat_id, url, from_, req.fmt, version if endpoint == "chat/{chatId}" else seen)
+
+            def make() -> bytes:
+                events = chat.events[from_:seen]
+                if endpoint == "chat/{chatId}/events":
+                    return render.encode(render.events_payload(url, chat_id, events, from_), req.fmt)
+                info = chat.info_at(version, timeout_s)
+                return render.encode(render.chat_payload(url, chat_id, events, from_, info), req.fmt)
 
         return Response(200, self._cache.get_or_make(key, make), req.fmt)
 
@@ -447,12 +461,89 @@ def _format(accept: str | None) -> str:
     return render.XML if xml_at >= 0 and (json_at < 0 or xml_at < json_at) else render.JSON
 
 
+class Headers:
+    """Request headers by case-insensitive name: the ``get``/``get_all`` of ``email.message.Message``, without the
+    email parser behind ``http.client.parse_headers`` (that parser was a third of the server's CPU per request)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in items:
+            self._values.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._values.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        return list(self._values.get(name.lower(), ())) or failobj
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+
+_MAX_LINE = 65536  # what http.client allows per header line
+_MAX_HEADERS = 100  # and how many header lines
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}" for status in HTTPStatus}
+
+
 class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive plumbing; every response is one ``sendall`` of headers and body."""
+    """HTTP/1.1 keep-alive plumbing; every response is one write of headers and body (``sendall``, or ``sendmsg`` of
+    both for a large body, so that the cached body is not copied)."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: SimulatorHTTPServer
+
+    def parse_request(self) -> bool:
+        """``BaseHTTPRequestHandler.parse_request`` with its checks and answers, the header block read by
+        ``_read_headers`` instead of the email parser."""
+        self.command = None  # type: ignore[assignment]  # as the standard library: set in case of an error
+        self.request_version = version = self.default_request_version
+        self.close_connection = True
+        self.requestline = requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:
+            version = words[-1]
+            major, dot, minor = version[5:].partition(".")
+            if not (version.startswith("HTTP/") and dot and major.isdigit() and minor.isdigit()
+                    and len(major) <= 10 and len(minor) <= 10):
+                self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request version ({version!r})")
+                return False
+            number = int(major), int(minor)
+            if number >= (2, 0):
+                self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({version[5:]})")
+                return False
+            self.close_connection = number < (1, 1)
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request syntax ({requestline!r})")
+            return False
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                self.send_error(HTTPStatus.BAD_REQUEST, f"Bad HTTP/0.9 request type ({command!r})")
+                return False
+        self.command, self.path = command, "/" + path.lstrip("/") if path.startswith("//") else path
+        try:
+            self.headers = _read_headers(self.rfile)  # type: ignore[assignment]
+        except http.client.LineTooLong as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", str(err))
+            return False
+        except http.client.HTTPException as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers", str(err))
+            return False
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        expects = self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1"
+        return not expects or self.handle_expect_100()
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
@@ -465,7 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(too_large, self.server.api.clock.now())
             return
         body = self.rfile.read(int(raw_length)) if raw_length != "0" else b""
-        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()} if split.query else {}
         request = Request(self.command, split.path, query, self.headers, body, _format(self.headers.get("Accept")))
         api = self.server.api
         try:
@@ -478,10 +569,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
     def _send(self, response: Response, now: datetime) -> None:
-        status = HTTPStatus(response.status)
         lines = [
-            f"HTTP/1.1 {status.value} {status.phrase}",
-            f"Date: {format_datetime(now.astimezone(UTC), usegmt=True)}",
+            _STATUS_LINES[response.status],
+            _date_header(int(now.timestamp())),
             "Server: liveperson-simulator",
             f"Content-Type: {response.content_type}",
             f"Content-Length: {len(response.body)}",
@@ -489,10 +579,47 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         if self.close_connection:
             lines.append("Connection: close")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if len(response.body) < 65536:
+            self.wfile.write(head + response.body)
+            return
+        # One gathered write: the cached body is not copied behind the head (a large body's copy was a fifth of
+        # its send); a partial write (a full socket buffer) goes on from where it stopped.
+        sent = self.connection.sendmsg([head, response.body])
+        if sent < len(head):
+            self.connection.sendall(head[sent:] + response.body)
+        elif sent < len(head) + len(response.body):
+            self.connection.sendall(memoryview(response.body)[sent - len(head) :])
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: access logs would only repeat what ``/_sim/stats`` counts."""
+
+
+def _read_headers(fp: Any) -> Headers:
+    """The header block up to its empty line, with ``http.client``'s limits and errors (answered 431)."""
+    items: list[tuple[str, str]] = []
+    while True:
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return Headers(items)
+        if len(items) >= _MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+        text = line.decode("iso-8859-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t") and items:  # an obsolete folded continuation line
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {text.strip()}")
+            continue
+        name, colon, value = text.partition(":")
+        if colon:
+            items.append((name.strip(), value.strip()))
+
+
+@functools.lru_cache(maxsize=4)
+def _date_header(epoch_s: int) -> str:
+    """The Date header of a (simulated) second: formatted once, not per response."""
+    return f"Date: {format_datetime(datetime.fromtimestamp(epoch_s, UTC), usegmt=True)}"
 
 
 class SimulatorHTTPServer(ThreadingHTTPServer):

@@ -416,6 +416,23 @@ class World:
         chat = self._chat(chat_id)
         return list(chat.events) if chat else []
 
+    def readable_chat(self, chat_id: str, t: datetime, owner: str) -> tuple[ChatEvents, int] | None:
+        """The chat and ``t`` in epoch ms when ``owner``'s agent session may read it at ``t`` (it exists, is
+        within retention and is ``owner``'s), else None: ``chat_exists`` + ``chat_owner`` in one cached lookup, for
+        the server's per-request path. The chat's events are built only once that check has passed."""
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            if chat is not None:
+                self._chats.move_to_end(chat_id)
+        facts = chat.facts if chat is not None else self._facts(chat_id)
+        if facts is None or str(facts.agent_id) != owner:
+            return None
+        now = _epoch_ms(_utc(t))
+        if not facts.arrival <= now <= facts.end + self.config.chat_resource_retention_s * 1000:
+            return None
+        chat = chat if chat is not None else self._chat(chat_id)
+        return (chat, now) if chat is not None else None
+
     def chat_info(self, chat_id: str, t: datetime) -> dict[str, Any]:
         """The chat's info at ``t`` in the API's JSON shape, without links; ``{}`` for an unknown chat."""
         chat = self._chat(chat_id)

@@ -151,17 +151,28 @@ class ChatEvents:
         """How many events exist at ``epoch_ms``."""
         return bisect.bisect_right(self.times, epoch_ms)
 
-    def info(self, epoch_ms: int, timeout_s: int) -> dict[str, Any]:
+    def info_version(self, epoch_ms: int) -> tuple[int, str, bool, str | None]:
+        """Everything the info at ``epoch_ms`` depends on: (events so far, state, assigned, who types next).
+
+        Two moments with the same version have the same info, so a server can cache the encoded info (and the
+        responses that carry it) by version without building the info first.
+        """
         f = self.facts
-        seen = self.visible(epoch_ms)
-        if epoch_ms >= f.end:
-            state = "ended"
-        elif f.assigned is not None and epoch_ms >= f.assigned:
-            state = "chatting"
-        else:
-            state = "waiting"
+        seen = bisect.bisect_right(self.times, epoch_ms)
         assigned = f.assigned is not None and epoch_ms >= f.assigned
-        upcoming = self.speakers[seen] if seen < len(self.times) and self.times[seen] - epoch_ms < 5_000 else None
+        state = "ended" if epoch_ms >= f.end else "chatting" if assigned else "waiting"
+        upcoming = None
+        if state == "chatting" and seen < len(self.times) and self.times[seen] - epoch_ms < 5_000:
+            upcoming = self.speakers[seen]
+        return seen, state, assigned, upcoming
+
+    def info(self, epoch_ms: int, timeout_s: int) -> dict[str, Any]:
+        return self.info_at(self.info_version(epoch_ms), timeout_s)
+
+    def info_at(self, version: tuple[int, str, bool, str | None], timeout_s: int) -> dict[str, Any]:
+        """The info of a version (``info_version``), in the API's JSON shape without links."""
+        f = self.facts
+        seen, state, assigned, upcoming = version
         info: dict[str, Any] = {
             "state": state,
             "chatSessionKey": chat_session_key(f.chat_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -386,3 +387,60 @@ def test_standalone_command_prints_its_base_url_and_logins():
 def test_oversized_request_bodies_are_refused_with_413(shared_simulator):
     response = requests.post(f"{account_url(shared_simulator)}/login?v=1.3", data=b"x" * (2 * 1024 * 1024))
     assert response.status_code == 413
+
+
+# ---- the per-request fast path: cached answers follow the world, headers read by hand ------------------------
+
+
+def test_a_cached_chat_answer_follows_the_info_as_the_clock_moves_without_new_events(simulator):
+    """Answers are cached by the chat's info version: typing flags and state still change on the same URL."""
+    profile = agents_with_open_chats(simulator, 1)[0]
+    http, url = login_as(simulator, profile)
+    chat_id = open_chat_of(simulator, profile)
+    start = simulator.clock.now()
+    infos = set()
+    for step_ms in range(0, 60_000, 500):
+        simulator.clock.set(at=start + timedelta(milliseconds=step_ms))
+        now = simulator.clock.now()
+        chat = http.get(f"{url}/chat/{chat_id}", params={"from": 0}).json()["chat"]
+        served = {k: v for k, v in chat["info"].items() if k != "link"}
+        assert served == simulator.world.chat_info(chat_id, now)
+        events = chat["events"]["event"]
+        assert len(events if isinstance(events, list) else [events]) == len(simulator.world.chat_events(chat_id, now))
+        infos.add((served["lastUpdate"], served["agentTyping"], served["visitorTyping"], served["state"]))
+    assert len(infos) > 1, "a minute of a busy chat changes its info"
+
+
+def test_header_names_are_case_insensitive_and_repeated_cookies_all_count(shared_simulator):
+    profile = agents_with_open_chats(shared_simulator, 1)[0]
+    http, url = login_as(shared_simulator, profile)
+    bearer = http.headers["Authorization"]
+    cookies = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    plain = requests.get(f"{url}/info", headers={"authorization": bearer, "ACCEPT": "application/xml",
+                                                  "Cookie": cookies})
+    assert plain.status_code == 200 and plain.text.startswith("<?xml")
+    split = [part.strip() for part in cookies.split(";")]
+    raw = (f"GET {url.split(shared_simulator.base_url, 1)[1]}/info HTTP/1.1\r\nHost: x\r\n"
+           f"Authorization: {bearer}\r\nCookie: unrelated=1\r\n"
+           + "".join(f"Cookie: {part}\r\n" for part in split) + "Connection: close\r\n\r\n")
+    assert _raw_request(shared_simulator, raw.encode()).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_too_many_or_too_long_header_lines_answer_431_and_bad_request_lines_400(shared_simulator):
+    many = "GET / HTTP/1.1\r\n" + "".join(f"X-{n}: 1\r\n" for n in range(101)) + "\r\n"
+    assert _raw_request(shared_simulator, many.encode()).startswith(b"HTTP/1.1 431 ")
+    long = "GET / HTTP/1.1\r\nX-Long: " + "a" * 70_000 + "\r\n\r\n"
+    assert _raw_request(shared_simulator, long.encode()).startswith(b"HTTP/1.1 431 ")
+    # as the standard library: an unreadable version is answered the HTTP/0.9 way (no status line)
+    assert b"Error code: 400" in _raw_request(shared_simulator, b"GET / HTTP/x.y\r\n\r\n")
+    assert b"Error code: 505" in _raw_request(shared_simulator, b"GET / HTTP/2.0\r\n\r\n")
+
+
+def _raw_request(sim, data: bytes) -> bytes:
+    host, port = sim.base_url.split("://", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(data)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -472,3 +472,31 @@ def test_agents_at_the_same_moment_again_is_the_same_answer_and_safe_to_modify(w
     first = world.agents_at(NOON)
     first.clear()
     assert world.agents_at(NOON) == world.agents_at(NOON + timedelta(0)) and len(world.agents_at(NOON)) == 50
+
+
+def test_a_chats_info_is_a_function_of_its_info_version(world: World, day_chats: list[str]):
+    """The server caches answers by ``info_version``: equal versions must mean equal infos, at any moment."""
+    chat_id = next(c for c in day_chats if world.chat_owner(c))
+    events = world.all_chat_events(chat_id)
+    start, end = _parse(events[0]["time"]), _parse(events[-1]["time"])
+    found = world.readable_chat(chat_id, start, world.chat_owner(chat_id))
+    assert found is not None
+    chat = found[0]
+    by_version: dict = {}
+    at = start - timedelta(seconds=1)
+    while at <= end + timedelta(seconds=2):
+        ms = int(at.timestamp() * 1000)
+        info = world.chat_info(chat_id, at)
+        assert by_version.setdefault(chat.info_version(ms), info) == info
+        at += timedelta(milliseconds=250)
+    assert len(by_version) > 3
+
+
+def test_readable_chat_is_chat_exists_and_chat_owner_in_one(world: World, day_chats: list[str]):
+    for chat_id in day_chats[::50]:
+        owner = world.chat_owner(chat_id)
+        for at in (NOON, DAY + timedelta(hours=3), DAY + timedelta(hours=23)):
+            found = world.readable_chat(chat_id, at, str(owner))
+            assert (found is not None) == world.chat_exists(chat_id, at)
+            assert world.readable_chat(chat_id, at, "not-the-owner") is None
+    assert world.readable_chat("H0000000000000000000", NOON, "x") is None
