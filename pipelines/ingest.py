@@ -508,7 +508,6 @@ class SnapshotRunner:
         """Store a batch of polled chats: their new events and their cursors in ONE transaction."""
         assert self.snapshot_id is not None
         now = self.clock()
-        table = schema.TABLES["chat_session"]
         all_events = []
         updates: list[dict[str, Any]] = []
         for chat_id, resource, stop_reason in batch:
@@ -532,9 +531,7 @@ class SnapshotRunner:
         events = normalize.chat_event_table(self.snapshot_id, now, all_events, self.store_chat_text)
         with self.warehouse.begin() as conn:
             self.warehouse.upsert(conn, "chat_event", events, update=False)
-            for update in updates:
-                chat_id = update.pop("chat_id")
-                conn.execute(sa.update(table).where(table.c.chat_id == chat_id).values(**update))
+            self.warehouse.update_by_key(conn, "chat_session", updates)  # one executemany per set of columns
         return events
 
     def chat_info_columns(self, resource: ChatResource) -> dict[str, Any]:

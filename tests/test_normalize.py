@@ -198,3 +198,41 @@ def test_decoded_payloads_are_redacted_structurally_including_xml_attribute_form
     assert normalize.redact_payload_text(decoded, store_text=False) == {
         "event": [{"text": {"@type": 5, "#text": 4}}, {"text": 7}]
     }
+
+
+def _event(event_id: int, raw: dict[str, Any]) -> ChatEvent:
+    text = raw.get("text")
+    return ChatEvent(chat_id="c1", event_id=event_id, event_type="line", event_time=AT, source=None, by=None,
+                     state=None, text=text if isinstance(text, str) else None, text_type=None,
+                     system_message_id=None, raw=raw)  # fmt: skip
+
+
+RAW_EVENTS = [
+    {"@id": "1", "@type": "line", "time": "2026-11-27T04:53:00Z", "text": SECRET_LINE, "by": "visitor"},
+    {"@id": "2", "@type": "state", "state": "chatting"},
+    {"@id": "3", "@type": "line", "text": "héllo ✓ \"quoted\" \\ back\nslash", "by": "Agent {x}"},  # brace in a value
+    {"@id": "4", "@type": "line", "text": None, "visitorName": VISITOR},
+    {"@id": "5", "@type": "line", "text": 5551234, "extra": 1.5, "flag": True},
+    {"@id": "6", "@type": "line", "text": "[not a list]", "by": "},{"},
+    {"@id": "7", "@type": "line", "text": {"@type": "plain", "#text": "Jane"}},  # nested (XML attribute form)
+    {"@id": "8", "@type": "x", "items": [{"text": "Jane"}, {"a": 1}]},  # nested list of objects
+    {"@id": "9", "@type": "line", "text": "\U0001f600 emoji"},
+]
+
+
+@pytest.mark.parametrize("store_text", [False, True])
+@pytest.mark.parametrize("chosen", [[0, 1, 4, 8], [0, 2], [0, 5], [6, 0], [7, 1], list(range(9)), [1], [3]])
+def test_raw_json_of_a_batch_is_each_events_own_serialization(store_text: bool, chosen: list[int]) -> None:
+    """The batch is serialized in one call and cut apart: every value must be exactly the event's own
+    ``orjson.dumps`` (personal values replaced unless storing text), whatever braces its strings hold."""
+    events = [_event(n, RAW_EVENTS[i]) for n, i in enumerate(chosen)]
+    column = normalize.chat_event_table("s1", AT, events, store_text=store_text).column("raw_json")
+    column.validate(full=True)
+    expected = [
+        orjson.dumps(event.raw if store_text else normalize._redact(event.raw)).decode() for event in events
+    ]
+    assert column.to_pylist() == expected
+    if not store_text:
+        assert not any("Jane" in value or "héllo" in value for value in column.to_pylist())
+    assert all(event.raw is RAW_EVENTS[i] for event, i in zip(events, chosen, strict=True))  # inputs untouched
+    assert RAW_EVENTS[0]["text"] == SECRET_LINE

@@ -473,7 +473,18 @@ def _events(value: Any, chat_id: str, payload: Any, endpoint: str) -> list[ChatE
         raw_id = get("@id")
         if raw_id is None:
             raw_id = get("id")
-        event_id = raw_id if type(raw_id) is int and -_INT64 <= raw_id < _INT64 else to_int(raw_id)
+        if type(raw_id) is str:  # the common case ("@id": "12"), inlined: to_int's own int() first, then its rules
+            try:
+                event_id = int(raw_id)
+            except ValueError:
+                event_id = to_int(raw_id)
+            else:
+                if not -_INT64 <= event_id < _INT64:
+                    event_id = None
+        elif type(raw_id) is int and -_INT64 <= raw_id < _INT64:
+            event_id = raw_id
+        else:
+            event_id = to_int(raw_id)
         if event_id is None:
             raise _error("an event has no numeric id", payload, endpoint)
         event_type = get("@type")

@@ -212,3 +212,84 @@ def test_nul_characters_in_text_are_stored_as_replacement_characters_on_both_dia
         warehouse.upsert(conn, "ingest_error", [{"error_id": "e1", "payload": "<html>\x00\x00 garbage"}])
         (payload,) = warehouse.read_table(conn, "ingest_error").column("payload").to_pylist()
     assert payload == "<html>\ufffd\ufffd garbage"
+
+
+def _bulk_events(n: int) -> pa.Table:
+    """A chat_event batch big enough for the SQLite bulk path's shortcuts (repeated short strings, one ingestion
+    instant, NUL characters, nulls, long unique JSON text)."""
+    return pa.table(
+        {
+            "chat_id": [f"chat-{i // 100}" for i in range(n)],
+            "event_id": [i % 100 + (1 << 40) for i in range(n)],
+            "snapshot_id": ["s1"] * n,
+            "event_type": [("line", "state", None)[i % 3] for i in range(n)],
+            "event_time": pa.array(
+                [T0 + timedelta(microseconds=7 * i) if i % 5 else None for i in range(n)], type=schema.TIMESTAMP_TYPE
+            ),
+            "source": ["agent\x00x" if i == 7 else ("agent", "visitor")[i % 2] for i in range(n)],
+            "by": pa.nulls(n, pa.string()),
+            "state": [None] * n,
+            "text": [f"line {i} ✓" if i % 2 else None for i in range(n)],
+            "text_length": [i if i % 2 else None for i in range(n)],
+            "raw_json": [f'{{"@id":"{i}","text":{i},"x":"{"é" * (i % 70)}"}}' for i in range(n)],
+            "ingested_at": pa.array([T0] * n, type=schema.TIMESTAMP_TYPE),
+        }
+    )
+
+
+def test_a_bulk_event_batch_round_trips_value_for_value_on_both_dialects(warehouse: Warehouse) -> None:
+    sent = _bulk_events(2_500)
+    with warehouse.begin() as conn:
+        assert warehouse.upsert(conn, "chat_event", sent.select(sent.column_names[::-1]), update=False) == 2_500
+    with warehouse.begin() as conn:
+        stored = warehouse.read_table(conn, "chat_event")
+    expected = sent.to_pylist()
+    expected[7]["source"] = "agent\ufffdx"
+    by_key = {(row["chat_id"], row["event_id"]): row for row in stored.to_pylist()}
+    assert by_key == {(row["chat_id"], row["event_id"]): row for row in expected}
+
+
+def test_a_bulk_insert_without_update_keeps_the_stored_rows_and_commits_with_the_transaction(
+    warehouse: Warehouse,
+) -> None:
+    first = _bulk_events(1_500)
+    with warehouse.begin() as conn:
+        warehouse.upsert(conn, "chat_event", first, update=False)
+    again = first.set_column(2, "snapshot_id", pa.array(["s2"] * 1_500))
+    with pytest.raises(RuntimeError), warehouse.begin() as conn:
+        warehouse.upsert(conn, "chat_event", _bulk_events(3_000).set_column(2, "snapshot_id", pa.array(["s3"] * 3_000)),
+                         update=False)  # fmt: skip
+        raise RuntimeError("crash before commit")
+    with warehouse.engine.connect() as conn:  # no explicit begin: the insert joins the autobegun transaction
+        warehouse.upsert(conn, "chat_event", again, update=False)
+        conn.commit()
+    with warehouse.begin() as conn:
+        stored = warehouse.read_table(conn, "chat_event")
+    assert stored.num_rows == 1_500
+    assert set(stored.column("snapshot_id").to_pylist()) == {"s1"}
+
+
+def test_update_by_key_sets_each_rows_columns_in_one_statement_per_column_set(warehouse: Warehouse) -> None:
+    later = T0 + timedelta(minutes=5)
+    with warehouse.begin() as conn:
+        warehouse.upsert(conn, "chat_session", [{"chat_id": c, "next_from": 0} for c in ("a", "b", "c", "d")])
+        warehouse.update_by_key(
+            conn,
+            "chat_session",
+            [
+                {"chat_id": "a", "next_from": 10, "last_event_id": 9, "last_seen_at": later},
+                {"last_event_id": 4, "chat_id": "b", "next_from": 5, "last_seen_at": T0},  # same columns, other order
+                {"chat_id": "c", "polling_stopped_at": later, "stop_reason": "not_found"},
+                {"chat_id": "x'); DROP TABLE chat_session; --", "next_from": 1},  # no such chat: nothing happens
+            ],
+        )
+        with pytest.raises(ValueError, match="key columns"):
+            warehouse.update_by_key(conn, "chat_session", [{"next_from": 1}])
+    with warehouse.begin() as conn:
+        rows = {row["chat_id"]: row for row in warehouse.read_table(conn, "chat_session").to_pylist()}
+    assert set(rows) == {"a", "b", "c", "d"}
+    assert (rows["a"]["next_from"], rows["a"]["last_event_id"], rows["a"]["last_seen_at"]) == (10, 9, later)
+    assert (rows["b"]["next_from"], rows["b"]["last_event_id"], rows["b"]["last_seen_at"]) == (5, 4, T0)
+    c = rows["c"]
+    assert (c["polling_stopped_at"], c["stop_reason"], c["next_from"]) == (later, "not_found", 0)
+    assert (rows["d"]["next_from"], rows["d"]["last_event_id"], rows["d"]["stop_reason"]) == (0, None, None)
