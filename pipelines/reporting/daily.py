@@ -118,29 +118,40 @@ def _run_day(source: Source, view: str, day: date, margin: timedelta) -> pa.Tabl
 
 
 def _run(source: Source, view: str, day: date | None, margin: timedelta, where: str) -> pa.Table:
-    days = None if day is None else [day + timedelta(days=k) for k in (-1, 0, 1)]
-    with connect(source, days) as (dialect, run):
-        tables = _day_tables(dialect, day, margin) if day is not None else None
-        sql = f"SELECT * FROM ({compile_view(view, dialect, inline=True, tables=tables)}) AS v"
-        if where:
-            sql += " WHERE " + where.format(day=_date_literal(dialect, day) if day else "")
-        table = run(sql)
+    with connect(source, None if day is None else partition_days(day)) as (dialect, run):
+        table = run(day_sql(view, dialect, day, margin, where))
     return conform(table, SCHEMAS[view]).sort_by([(key, "ascending") for key in KEYS[view]])
 
 
-def _day_tables(dialect: str, day: date, margin: timedelta) -> dict[str, str]:
-    """The base tables restricted to what ``day`` needs (the snapshots with the margin on each side)."""
+def partition_days(day: date) -> list[date]:
+    """The ``date=`` partitions a day's query reads: the day and its neighbours (the margin is at most a day)."""
+    return [day + timedelta(days=k) for k in (-1, 0, 1)]
+
+
+def day_sql(
+    view: str, dialect: str, day: date | None, margin: timedelta = MARGIN, where: str = "day = {day}"
+) -> str:
+    """The one query that computes ``view`` for ``day`` (or the whole history) in ``dialect``."""
+    filters = _day_filters(dialect, day, margin) if day is not None else None
+    sql = f"SELECT * FROM ({compile_view(view, dialect, inline=True, filters=filters)}) AS v"
+    if where:
+        sql += " WHERE " + where.format(day=_date_literal(dialect, day) if day else "")
+    return sql
+
+
+def _day_filters(dialect: str, day: date, margin: timedelta) -> dict[str, str]:
+    """Conditions that restrict the base tables to what ``day`` needs (the snapshots with the margin on each side);
+    ``{t}`` is the alias the view reads the table as."""
     start = _midnight(day)
     end = start + timedelta(days=1)
 
-    def window(table: str, column: str, lo: datetime, hi: datetime) -> str:
-        return (f"SELECT * FROM {table} WHERE {column} >= {_ts_literal(dialect, lo)}"
-                f" AND {column} < {_ts_literal(dialect, hi)}")
+    def window(column: str, lo: datetime, hi: datetime) -> str:
+        return f"{{t}}.{column} >= {_ts_literal(dialect, lo)} AND {{t}}.{column} < {_ts_literal(dialect, hi)}"
 
     return {
-        "agent_state_snapshot": window("agent_state_snapshot", "snapshot_at", start - margin, end + margin),
-        "chat_slots_snapshot": window("chat_slots_snapshot", "snapshot_at", start, end),
-        "chat_session": window("chat_session", "start_time", start, end),
+        "agent_state_snapshot": window("snapshot_at", start - margin, end + margin),
+        "chat_slots_snapshot": window("snapshot_at", start, end),
+        "chat_session": window("start_time", start, end),
     }
 
 

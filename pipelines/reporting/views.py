@@ -9,19 +9,20 @@ ways sqlglot does not translate, so the sources use four small macros, expanded 
 - ``TS_FROM_US(n)``: the timestamp of ``n`` microseconds since 1970, exact on every dialect.
 
 Views are created in a warehouse (SQLite, PostgreSQL), or in a DuckDB connection whose contract tables are views
-over the Parquet files. ``compile_view(..., inline=True, tables=...)`` instead returns one self-contained query
-with the views it reads inlined and chosen base tables replaced by filtered subqueries: that is how one day is
-computed without reconstructing the whole history.
+over the Parquet files. ``compile_view(..., inline=True, filters=...)`` instead returns one self-contained query
+with the views it reads inlined and a condition (one day's bounds) added where each chosen base table is read:
+that is how one day is computed without reconstructing the whole history. Compiled SQL is cached per process.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -43,7 +44,8 @@ _MACROS: dict[str, dict[str, str]] = {
     "EPOCH_US": {
         # whole seconds of 'YYYY-MM-DD HH:MM:SS' (without the fraction, which SQLite would round to milliseconds,
         # carrying .999999 into the next second), plus the six digits after the dot
-        "sqlite": "(CAST(STRFTIME('%s', SUBSTR(_a0, 1, 19)) AS INTEGER) * 1000000"
+        # (UNIXEPOCH, SQLite >= 3.38, is ten times faster than STRFTIME('%s'); both truncate to whole seconds)
+        "sqlite": "(UNIXEPOCH(SUBSTR(_a0, 1, 19)) * 1000000"
         " + CAST(SUBSTR(SUBSTR(_a0, 21) || '000000', 1, 6) AS INTEGER))",
         "postgres": "CAST(EXTRACT(EPOCH FROM _a0) * 1000000 AS BIGINT)",
         "duckdb": "EPOCH_US(_a0)",
@@ -98,15 +100,46 @@ def _referenced_tables(name: str) -> set[str]:
 
 
 def compile_view(
-    name: str, dialect: str, *, inline: bool = False, tables: Mapping[str, str] | None = None
+    name: str,
+    dialect: str,
+    *,
+    inline: bool = False,
+    tables: Mapping[str, str] | None = None,
+    filters: Mapping[str, str] | None = None,
 ) -> str:
     """The SELECT of view ``name`` in ``dialect``.
 
     With ``inline``, the views it reads become subqueries (recursively), so the query needs only the base
-    tables; ``tables`` maps a base table to a SELECT (in ``dialect``) to read instead, e.g. one day's rows.
+    tables; ``tables`` maps a base table to a SELECT (in ``dialect``) to read instead, and ``filters`` maps a base
+    table to a condition (in ``dialect``, ``{t}`` standing for the table's alias) added where the table is read
+    (to the WHERE of the SELECT it is the FROM of, or to its JOIN's ON), e.g. one day's rows. A filter keeps the
+    table in the query that reads it: SQLite then reads a day through an index in the window's order, where a
+    filtered subquery would be a separate step whose rows the window sorts again.
+
+    The transpiled SQL is cached per process (sqlglot takes 0.5-1 s for the inlined daily views); tables and
+    filters enter it as placeholders replaced by text, so another day costs no second transpiling.
     """
     dialect = sqlglot_dialect(dialect)
-    return _compile_tree(name, dialect, inline, dict(tables or {})).sql(dialect=dialect)
+    tables = dict(tables or {}) if inline else {}
+    filters = dict(filters or {}) if inline else {}
+    sql = _compiled(name, dialect, inline, frozenset(tables), frozenset(filters))
+    for table, select in tables.items():
+        sql = sql.replace(_placeholder(table), f"({select})")
+    if filters:
+        sql = _FILTER.sub(lambda m: "(" + filters[m.group(1)].replace("{t}", m.group(2)) + ")", sql)
+    return sql
+
+
+@lru_cache(maxsize=256)
+def _compiled(name: str, dialect: str, inline: bool, tables: frozenset[str], filters: frozenset[str]) -> str:
+    return _compile_tree(name, dialect, inline, tables, filters).sql(dialect=dialect)
+
+
+def _placeholder(table: str) -> str:
+    return f"__day_{table}__"
+
+
+_FILTER = re.compile(r"__filter__([a-z0-9_]+?)__as__([a-z0-9_]+?)__")
 
 
 def render(sql: str, dialect: str) -> str:
@@ -115,7 +148,9 @@ def render(sql: str, dialect: str) -> str:
     return _expand_macros(sqlglot.parse_one(sql, read=SOURCE_DIALECT), dialect).sql(dialect=dialect)
 
 
-def _compile_tree(name: str, dialect: str, inline: bool, tables: dict[str, str]) -> exp.Expression:
+def _compile_tree(
+    name: str, dialect: str, inline: bool, tables: frozenset[str], filters: frozenset[str] = frozenset()
+) -> exp.Expression:
     tree = _parse(name)
     if inline:
         views = set(view_names())
@@ -124,14 +159,31 @@ def _compile_tree(name: str, dialect: str, inline: bool, tables: dict[str, str])
             if table.name in ctes:
                 continue
             if table.name in views:
-                replacement = _compile_tree(table.name, dialect, inline, tables)
+                replacement = _compile_tree(table.name, dialect, inline, tables, filters)
+                table.replace(exp.Subquery(this=replacement, alias=exp.TableAlias(this=exp.to_identifier(
+                    table.alias_or_name))))
             elif table.name in tables:
-                replacement = sqlglot.parse_one(tables[table.name], read=dialect)
-            else:
-                continue
-            table.replace(exp.Subquery(this=replacement, alias=exp.TableAlias(this=exp.to_identifier(
-                table.alias_or_name))))
+                table.replace(exp.Table(this=exp.to_identifier(_placeholder(table.name)),
+                                        alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
+            elif table.name in filters:
+                _add_filter(table)
     return _expand_macros(tree, dialect)
+
+
+def _add_filter(table: exp.Table) -> None:
+    """A placeholder condition on ``table`` where it is read (replaced by the caller's condition as text)."""
+    alias = table.alias_or_name
+    if not alias.islower() or not table.name.islower():
+        raise ValueError(f"filtered table {table.name} AS {alias}: names must be lower case")
+    marker = exp.column(f"__filter__{table.name}__as__{alias}__")
+    if isinstance(table.parent, exp.From) and isinstance(table.parent.parent, exp.Select):
+        table.parent.parent.where(marker, append=True, copy=False)
+    elif isinstance(table.parent, exp.Join):
+        join = table.parent
+        on = join.args.get("on")
+        join.set("on", marker if on is None else exp.and_(exp.Paren(this=on), marker))
+    else:
+        raise ValueError(f"cannot filter {table.name} where it is read: {table.parent.sql()}")
 
 
 def _expand_macros(tree: exp.Expression, dialect: str) -> exp.Expression:

@@ -182,3 +182,34 @@ def test_an_interval_spanning_a_whole_day_gives_that_day_every_second(load):
     assert seconds_by_state(daily.daily_time_in_state(source, DAY)) == {("a1", "Away", True): 86400.0}
     hours = daily.hourly_time_in_state(source, DAY)
     assert hours["hour"].to_pylist() == list(range(24)) and set(hours["seconds"].to_pylist()) == {3600.0}
+
+
+def test_a_days_query_is_transpiled_once_per_process_and_other_days_reuse_it():
+    views._compiled.cache_clear()
+    first = daily.day_sql("agent_time_in_state_daily", "duckdb", DAY)
+    second = daily.day_sql("agent_time_in_state_daily", "duckdb", NEXT_DAY)
+    assert views._compiled.cache_info().misses == 1 and views._compiled.cache_info().hits == 1
+    assert first != second and str(NEXT_DAY) in second
+
+
+def test_sqlite_reads_a_day_from_the_covering_index_in_the_windows_order(tmp_path):
+    """The day's bounds are a condition on the table the window reads, so SQLite reads the covering index
+    (migration 0003): no table lookup. Once ANALYZE has given it statistics (many snapshots per agent), it seeks
+    each agent's day (skip-scan) in the window's order, with no sort before the window."""
+    snapshots = Snapshots()
+    for minute in range(30):
+        snapshots.add(60 * minute, "a1", ONLINE, 10 + 60 * minute).add(60 * minute, "a2", AWAY, 5 + 60 * minute)
+    url = store(snapshots.arrow(), "sqlite", tmp_path)
+    sql = daily.day_sql("agent_time_in_state_daily", "sqlite", DAY)
+    with sa.create_engine(url).connect() as conn:
+        def plan() -> list[str]:
+            lines = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()]
+            scan = next(i for i, line in enumerate(lines) if " s USING " in line)
+            return lines[scan:scan + 4]
+
+        assert plan()[0].endswith("s USING COVERING INDEX ix_agent_state_snapshot_reporting")
+        conn.exec_driver_sql("ANALYZE")
+        lines = plan()
+        assert lines[0] == ("SEARCH s USING COVERING INDEX ix_agent_state_snapshot_reporting "
+                            "(ANY(agent_id) AND snapshot_at>? AND snapshot_at<?)")
+        assert not any("TEMP B-TREE" in line for line in lines), lines
