@@ -9,7 +9,7 @@ import dagster as dg
 
 from pipelines.maintenance.dagster_runs import prune_runs
 from pipelines.maintenance.resources import RunRetentionResource
-from pipelines.maintenance.storage_ops import apply_storage_retention, compact_parquet
+from pipelines.maintenance.storage_ops import analyze_warehouse, apply_storage_retention, compact_parquet
 
 
 @dg.op(out=dg.Out(dg.Nothing))
@@ -39,12 +39,16 @@ def prune_dagster_runs(context: dg.OpExecutionContext, run_retention: RunRetenti
 @dg.job(
     executor_def=dg.in_process_executor,
     tags={"liveperson/maintenance": "daily"},
-    description="Daily housekeeping: prune Dagster's run history, compact closed Parquet days, apply RETENTION_DAYS.",
+    description=(
+        "Daily housekeeping: prune Dagster's run history, compact closed Parquet days, apply RETENTION_DAYS, "
+        "refresh the planner's statistics."
+    ),
 )
 def maintenance_job() -> None:
     prune_dagster_runs()
     compact_parquet()
     apply_storage_retention()
+    analyze_warehouse()
 
 
 IN_PROGRESS = [

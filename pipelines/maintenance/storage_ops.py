@@ -1,4 +1,4 @@
-"""The maintenance job's storage tasks: compact closed Parquet days, then apply ``RETENTION_DAYS``.
+"""The maintenance job's storage tasks: compact closed Parquet days, apply ``RETENTION_DAYS``, refresh statistics.
 
 Both change files and rows that snapshot runs write, so each takes the warehouse writer lock (the same lock a run
 holds) for its whole pass; a run that starts meanwhile waits briefly, then skips, as with two overlapping runs.
@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import dagster as dg
+import sqlalchemy as sa
 
 from pipelines.resources import ParquetResource, WarehouseResource
 from pipelines.storage.compaction import compact_closed_days
@@ -19,6 +20,7 @@ from pipelines.storage.retention import RETENTION_ENV, apply_retention, retentio
 from pipelines.storage.warehouse import Warehouse
 
 LOCK_WAIT_S = 120.0
+SQLITE_ANALYSIS_LIMIT = 10_000  # rows sampled per index: statistics good enough for the planner, in seconds
 NEEDS_AN_OPERATOR = ("mismatch", "failed")
 
 
@@ -113,3 +115,15 @@ def apply_storage_retention(
             "partitions_dropped_by_folder": dict(result.partitions),
         }
     )
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def analyze_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResource, parquet: ParquetResource) -> None:
+    """Refresh the planner's statistics: without them SQLite scans the reporting index over every day of history
+    instead of seeking each agent's day (docs/reporting.md, "Performance and indexes")."""
+    with locked_storage(warehouse, parquet, "analyze") as (store, _files), store.begin() as conn:
+        if store.dialect == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
+        conn.execute(sa.text("ANALYZE"))
+    context.log.info(f"statistics refreshed ({store.dialect})")
+    context.add_output_metadata({"dialect": store.dialect})

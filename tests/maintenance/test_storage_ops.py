@@ -159,3 +159,13 @@ def test_storage_tasks_wait_for_a_run_holding_the_writer_lock_and_fail_loudly(in
     failed = {event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"}
     assert "compact_parquet" in failed
     assert "prune_dagster_runs" not in failed
+
+
+def test_the_planner_has_statistics_after_maintenance(instance, storage):
+    warehouse, _parquet = storage
+
+    assert maintenance(instance).success
+
+    with warehouse.engine.connect() as conn:
+        tables = {row[0] for row in conn.exec_driver_sql("select tbl from sqlite_stat1")}
+    assert {"snapshot_run", "chat_slots_snapshot"} <= tables
