@@ -41,15 +41,8 @@ from pathlib import Path
 
 from _harness import fmt, load, table, tmpdir
 
-CONNECTION_VARIABLES = (
-    "LP_DOMAIN",
-    "LP_BASE_URL",
-    "LP_ACCOUNT_ID",
-    "LP_USERNAME",
-    "LP_PASSWORD",
-    "LP_BEARER_TOKEN",
-    "LP_AGENT_LOGINS",
-)
+from pipelines.liveperson.config import CONNECTION_VARIABLES
+
 SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
 MB = 1024 * 1024
 

@@ -16,6 +16,7 @@ from pipelines.maintenance.jobs import maintenance_job, maintenance_schedule
 from pipelines.maintenance.replay_job import replay_job, replay_schedule
 from pipelines.maintenance.resources import maintenance_resources_from_env
 from pipelines.resources import DEFAULT_SNAPSHOT_CRON, resources_from_env
+from pipelines.run_guard import skip_while_in_progress
 from pipelines.sensors import alert_resources_from_env, run_failure_alert
 
 INGEST_ASSETS = [
@@ -35,13 +36,6 @@ snapshot_job = dg.define_asset_job(
     description="One poll of every ingest asset: one process, one client, one warehouse lock per run.",
 )
 
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
 
 @dg.schedule(
     job=snapshot_job,
@@ -51,12 +45,7 @@ IN_PROGRESS = [
 )
 def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Poll on ``SNAPSHOT_CRON``, but never start a run while the previous one is still going."""
-    running = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name="snapshot_job", statuses=IN_PROGRESS), limit=1
-    )
-    if running:
-        return dg.SkipReason(f"snapshot_job run {running[0].dagster_run.run_id} is still in progress")
-    return dg.RunRequest()
+    return skip_while_in_progress(context, "snapshot_job") or dg.RunRequest()
 
 
 reporting_job = dg.define_asset_job(

@@ -10,6 +10,7 @@ import dagster as dg
 from pipelines.maintenance.dagster_runs import prune_runs
 from pipelines.maintenance.resources import RunRetentionResource
 from pipelines.maintenance.storage_ops import analyze_warehouse, apply_storage_retention, compact_parquet
+from pipelines.run_guard import skip_while_in_progress
 
 
 @dg.op(out=dg.Out(dg.Nothing))
@@ -51,14 +52,6 @@ def maintenance_job() -> None:
     analyze_warehouse()
 
 
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
 @dg.schedule(
     job=maintenance_job,
     cron_schedule="30 0 * * *",
@@ -68,9 +61,4 @@ IN_PROGRESS = [
 def maintenance_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """00:30 UTC, after reporting_job (00:15); skipped while the previous maintenance run still works through a
     backlog (deleting a run takes 0.2-0.5 s on SQLite, so a first run on a long history can outlast a day)."""
-    running = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=maintenance_job.name, statuses=IN_PROGRESS), limit=1
-    )
-    if running:
-        return dg.SkipReason(f"maintenance_job run {running[0].dagster_run.run_id} is still in progress")
-    return dg.RunRequest()
+    return skip_while_in_progress(context, maintenance_job.name) or dg.RunRequest()

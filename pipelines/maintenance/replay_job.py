@@ -15,13 +15,7 @@ from pydantic import Field
 from pipelines.liveperson.config import options_from_env
 from pipelines.maintenance.replay import BATCH_SIZE, LOCK_WAIT_S, ReplaySummary, replay_dead_letters
 from pipelines.resources import LivePersonResource, ParquetResource, WarehouseResource
-
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+from pipelines.run_guard import skip_while_in_progress
 
 
 class ReplayConfig(dg.Config):
@@ -95,9 +89,4 @@ def replay_job() -> None:
 )
 def replay_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Every hour at :20, unless the previous replay is still going."""
-    running = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name="replay_job", statuses=IN_PROGRESS), limit=1
-    )
-    if running:
-        return dg.SkipReason(f"replay_job run {running[0].dagster_run.run_id} is still in progress")
-    return dg.RunRequest()
+    return skip_while_in_progress(context, "replay_job") or dg.RunRequest()

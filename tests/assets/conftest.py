@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.liveperson.config import CONNECTION_VARIABLES
+
 
 @pytest.fixture
 def embedded_env(monkeypatch, tmp_path):
     """The embedded defaults (simulator + SQLite + local Parquet), in a temporary folder, at a busy hour."""
-    for name in (
-        "LP_DOMAIN",
-        "LP_BASE_URL",
-        "LP_ACCOUNT_ID",
-        "LP_USERNAME",
-        "LP_PASSWORD",
-        "LP_BEARER_TOKEN",
-        "LP_AGENT_LOGINS",
-    ):
+    for name in CONNECTION_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     env = {
         "WAREHOUSE_URL": f"sqlite:///{tmp_path}/warehouse.db",

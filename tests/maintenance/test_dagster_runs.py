@@ -9,21 +9,12 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 
 from pipelines.definitions import build_definitions
+from pipelines.liveperson.config import CONNECTION_VARIABLES
 from pipelines.maintenance.dagster_runs import RetentionConfigError, RetentionPolicy, prune_runs
 from pipelines.maintenance.jobs import maintenance_job, maintenance_schedule
 from pipelines.maintenance.resources import RunRetentionResource
 from pipelines.maintenance.storage_ops import StorageRetentionResource
 from pipelines.resources import ParquetResource, WarehouseResource
-
-CONNECTION_VARIABLES = (
-    "LP_DOMAIN",
-    "LP_BASE_URL",
-    "LP_ACCOUNT_ID",
-    "LP_USERNAME",
-    "LP_PASSWORD",
-    "LP_BEARER_TOKEN",
-    "LP_AGENT_LOGINS",
-)
 
 
 @pytest.fixture
