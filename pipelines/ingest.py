@@ -535,32 +535,8 @@ class SnapshotRunner:
         return events
 
     def chat_info_columns(self, resource: ChatResource) -> dict[str, Any]:
-        """The ``chat_session`` columns that the chat's info (and its events) tell."""
-        info = resource.info
-        columns: dict[str, Any] = {}
-        if info is not None:
-            columns = {
-                "state": info.state,
-                "chat_session_key": info.chat_session_key,
-                "rt_session_id": info.rt_session_id,
-                "agent_id": info.agent_id,
-                "agent_name": info.agent_name,
-                "skill_id": info.skill_id,
-                "skill_name": info.skill_name,
-                "visitor_id": info.visitor_id,
-                "visit_id": info.visit_id,
-                "info_json": normalize.chat_info_json(info.raw, self.store_chat_text),
-            }
-            if info.start_time is not None:
-                columns["start_time"] = info.start_time
-            columns = {key: value for key, value in columns.items() if value is not None}
-        ended = [
-            event.event_time for event in resource.events if event.event_type == "state" and event.state == "ended"
-        ]
-        if ended and ended[-1] is not None:
-            columns["end_time"] = ended[-1]
-            columns["state"] = "ended"
-        return columns
+        """The ``chat_session`` columns that the chat's info (and its events) tell, personal text removed."""
+        return normalize.chat_session_columns(resource, lambda raw: normalize.chat_info_json(raw, self.store_chat_text))
 
     # ------------------------------------------------------------------ Parquet export
     def write_fact(self, table: str, rows: pa.Table) -> None:

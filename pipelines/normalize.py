@@ -8,7 +8,7 @@ of thousands of rows. Personal data is removed here and nowhere else: unless ``s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from pipelines.liveperson.records import AgentRecord, ChatEvent
+from pipelines.liveperson.records import AgentRecord, ChatEvent, ChatResource
 from pipelines.storage.schema import ARROW_SCHEMAS, TIMESTAMP_TYPE
 
 # Payload keys whose values are personal text: a chat line's text and the visitor's name.
@@ -200,6 +200,36 @@ def chat_info_json(info_raw: Mapping[str, Any] | None, store_text: bool) -> str 
     if info_raw is None:
         return None
     return orjson.dumps(info_raw if store_text else _redact(info_raw)).decode()
+
+
+def chat_session_columns(
+    resource: ChatResource, info_json: Callable[[Mapping[str, Any]], str | None]
+) -> dict[str, Any]:
+    """The ``chat_session`` columns that a chat poll tells: its info's (absent values left as stored) and, when
+    an event says the chat ended, ``end_time`` and ``state``. ``info_json`` renders the info's raw mapping (a live
+    poll redacts it; a replayed dead letter restores the lengths it was stored with)."""
+    info = resource.info
+    columns: dict[str, Any] = {}
+    if info is not None:
+        columns = {
+            "state": info.state,
+            "chat_session_key": info.chat_session_key,
+            "rt_session_id": info.rt_session_id,
+            "agent_id": info.agent_id,
+            "agent_name": info.agent_name,
+            "skill_id": info.skill_id,
+            "skill_name": info.skill_name,
+            "visitor_id": info.visitor_id,
+            "visit_id": info.visit_id,
+            "info_json": info_json(info.raw),
+            "start_time": info.start_time,
+        }
+        columns = {key: value for key, value in columns.items() if value is not None}
+    ended = [event.event_time for event in resource.events if event.event_type == "state" and event.state == "ended"]
+    if ended and ended[-1] is not None:
+        columns["end_time"] = ended[-1]
+        columns["state"] = "ended"
+    return columns
 
 
 def redact_payload_text(obj: Any, store_text: bool) -> Any:

@@ -269,38 +269,14 @@ class ChatLanding:
         return table
 
     def session_columns(self) -> dict[str, Any]:
-        """The ``chat_session`` columns this poll tells; those of ``SnapshotRunner.chat_info_columns``."""
-        info = self.resource.info
-        columns: dict[str, Any] = {}
-        if info is not None:
-            lengths = stored_lengths(info.raw, self.from_xml and not self.store_text)
-            columns = {
-                "state": info.state,
-                "chat_session_key": info.chat_session_key,
-                "rt_session_id": info.rt_session_id,
-                "agent_id": info.agent_id,
-                "agent_name": info.agent_name,
-                "skill_id": info.skill_id,
-                "skill_name": info.skill_name,
-                "visitor_id": info.visitor_id,
-                "visit_id": info.visit_id,
-                "info_json": (
-                    restored_json(info.raw, lengths, self.store_text)
-                    if lengths
-                    else normalize.chat_info_json(info.raw, self.store_text)
-                ),
-                "start_time": info.start_time,
-            }
-            columns = {key: value for key, value in columns.items() if value is not None}
-        ended = [
-            event.event_time
-            for event in self.resource.events
-            if event.event_type == "state" and event.state == "ended"
-        ]
-        if ended and ended[-1] is not None:
-            columns["end_time"] = ended[-1]
-            columns["state"] = "ended"
-        return columns
+        """The ``chat_session`` columns this poll tells, as a live poll's; the info's text keeps its stored lengths."""
+        return normalize.chat_session_columns(self.resource, self.info_json)
+
+    def info_json(self, raw: Mapping[str, Any]) -> str | None:
+        lengths = stored_lengths(raw, self.from_xml and not self.store_text)
+        if lengths:
+            return restored_json(raw, lengths, self.store_text)
+        return normalize.chat_info_json(raw, self.store_text)
 
 
 def stored_lengths(raw: Mapping[str, Any], digits_are_lengths: bool) -> dict[str, int]:
