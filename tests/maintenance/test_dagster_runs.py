@@ -1,6 +1,5 @@
 """Pruning Dagster's run history: which runs go, which stay, and what goes with them, on a real instance."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,15 +14,6 @@ from pipelines.maintenance.jobs import maintenance_job, maintenance_schedule
 from pipelines.maintenance.resources import RunRetentionResource
 from pipelines.maintenance.storage_ops import StorageRetentionResource
 from pipelines.resources import ParquetResource, WarehouseResource
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    """A persistent instance on Dagster's default SQLite storage in a temporary DAGSTER_HOME."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """maintenance_job's storage tasks: closed days compacted, RETENTION_DAYS applied, both under the writer lock."""
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,13 +14,6 @@ from pipelines.storage.warehouse import Warehouse
 TODAY = datetime.now(UTC).date()
 RUNS_PER_DAY = 3
 
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -21,13 +21,6 @@ def _hold_lock(url: str, report: Connection) -> None:
         signal.pause()
 
 
-@pytest.fixture
-def warehouse(warehouse_url: str) -> Iterator[Warehouse]:
-    warehouse = Warehouse(warehouse_url)
-    warehouse.migrate()
-    yield warehouse
-    warehouse.dispose()
-
 
 @pytest.fixture
 def holder(warehouse: Warehouse) -> Iterator[BaseProcess]:

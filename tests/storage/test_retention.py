@@ -4,7 +4,6 @@ Parquet tree, and nothing at all goes while ``RETENTION_DAYS`` is unset."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -32,13 +31,6 @@ CUTOFF = datetime(2026, 11, 25, tzinfo=UTC)  # RETENTION_DAYS=2 at NOW: the 25th
 OLD = CUTOFF - timedelta(microseconds=1)
 TINY = timedelta(microseconds=1)
 
-
-@pytest.fixture
-def warehouse(warehouse_url: str) -> Iterator[Warehouse]:
-    warehouse = Warehouse(warehouse_url)
-    warehouse.migrate()
-    yield warehouse
-    warehouse.dispose()
 
 
 def keys(warehouse: Warehouse, table: str) -> set:

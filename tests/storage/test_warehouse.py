@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -15,13 +14,6 @@ from pipelines.storage.warehouse import Warehouse
 
 T0 = datetime(2026, 11, 27, 4, 53, 0, 123456, tzinfo=UTC)
 
-
-@pytest.fixture
-def warehouse(warehouse_url: str) -> Iterator[Warehouse]:
-    warehouse = Warehouse(warehouse_url)
-    warehouse.migrate()
-    yield warehouse
-    warehouse.dispose()
 
 
 def _state_rows(n: int, chat_state: str, snapshot_id: str = "s1") -> pa.Table:
