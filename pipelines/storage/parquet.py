@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines.storage.dirswap import fsync_directory
 from pipelines.storage.schema import ARROW_SCHEMAS, DIMENSION_TABLES, FACT_TABLES
 
 _SAFE = re.compile(r"[A-Za-z0-9._=-]{1,200}")
@@ -147,17 +148,8 @@ class ParquetStore:
             if os.path.exists(temporary):
                 os.remove(temporary)
             raise
-        _fsync_directory(folder)
+        fsync_directory(folder)
         return final
-
-
-def _fsync_directory(folder: str) -> None:
-    """Make the rename itself durable (the new directory entry), not only the file's bytes."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FactWriter:
@@ -202,7 +194,7 @@ class FactWriter:
             self._file.close()
             assert self._temporary is not None
             os.replace(self._temporary, self.final)
-            _fsync_directory(self.folder)
+            fsync_directory(self.folder)
         else:
             self.store.fs.create_dir(self.folder, recursive=True)
             with self.store.fs.open_output_stream(self.final) as stream:
