@@ -25,6 +25,7 @@ from pipelines.storage import compaction, dirswap, schema
 from pipelines.storage.compaction import compact_closed_days, compact_partition, is_compacted_file
 from pipelines.storage.parquet import ParquetStore
 from pipelines.storage.warehouse import Warehouse
+from tests.storage.interrupts import killed_between_fallback_renames
 
 DAY = date(2026, 11, 26)
 NEXT_DAY_NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -381,19 +382,8 @@ def test_a_fallback_interrupted_between_its_two_renames_is_rolled_forward_by_the
     store = ParquetStore(str(tmp_path))
     write_event_runs(store, DAY, runs=6)
     rows = duck_rows(store, "chat_event")
-    real_rename = os.rename
-    calls = []
-
-    def second_rename_dies(src, dst):
-        calls.append(src)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed between the renames")
-        real_rename(src, dst)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(dirswap.os, "rename", second_rename_dies)
-        with pytest.raises(KeyboardInterrupt):
-            compact_partition(store, "chat_event", DAY, swap_mode="rename")
+    with killed_between_fallback_renames(monkeypatch):
+        compact_partition(store, "chat_event", DAY, swap_mode="rename")
     assert not partition(store, "chat_event", DAY).exists(), "the fallback's window: the day is briefly absent"
 
     (result,) = compact_closed_days(store, None, clock=_clock())

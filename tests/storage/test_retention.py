@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from pipelines.ingest import run_snapshot
 from pipelines.liveperson.connect import connect
-from pipelines.storage import dirswap, schema
+from pipelines.storage import schema
 from pipelines.storage.compaction import compact_partition
 from pipelines.storage.parquet import ParquetStore
 from pipelines.storage.retention import (
@@ -25,6 +25,7 @@ from pipelines.storage.retention import (
     retention_days_from_env,
 )
 from pipelines.storage.warehouse import Warehouse
+from tests.storage.interrupts import killed_between_fallback_renames
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CUTOFF = datetime(2026, 11, 25, tzinfo=UTC)  # RETENTION_DAYS=2 at NOW: the 25th and 26th stay, with today
@@ -207,19 +208,8 @@ def test_an_interrupted_compaction_of_an_old_day_does_not_bring_the_day_back_aft
     old_day = date(2026, 11, 20)
     for minute in range(3):
         store.write_fact("chat_slots_snapshot", f"20261120T00{minute:02d}00Z-0", old_day, _slots("s", OLD))
-    real_rename = os.rename
-    calls = []
-
-    def second_rename_dies(src, dst):
-        calls.append(src)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("killed between the fallback's renames")
-        real_rename(src, dst)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(dirswap.os, "rename", second_rename_dies)
-        with pytest.raises(KeyboardInterrupt):
-            compact_partition(store, "chat_slots_snapshot", old_day, swap_mode="rename")
+    with killed_between_fallback_renames(monkeypatch):
+        compact_partition(store, "chat_slots_snapshot", old_day, swap_mode="rename")
 
     result = apply_retention(warehouse, store, days=2, clock=lambda: NOW)
 
