@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from pipelines.resources import ParquetResource, WarehouseResource
 from pipelines.storage.compaction import compact_closed_days
-from pipelines.storage.parquet import ParquetStore
 from pipelines.storage.retention import RETENTION_ENV, apply_retention, retention_days_from_env
 from pipelines.storage.warehouse import Warehouse
 
@@ -43,17 +42,15 @@ def storage_resources_from_env(environ: Mapping[str, str] | None = None) -> dict
 
 
 @contextmanager
-def locked_storage(
-    warehouse: WarehouseResource, parquet: ParquetResource, task: str
-) -> Iterator[tuple[Warehouse, ParquetStore]]:
-    """The warehouse and Parquet store under the writer lock, or ``dg.Failure`` if a run keeps holding it."""
+def locked_warehouse(warehouse: WarehouseResource, task: str) -> Iterator[Warehouse]:
+    """The migrated warehouse under the writer lock, or ``dg.Failure`` if a run keeps holding it."""
     store = warehouse.open()
     try:
         store.migrate()
         with store.writer_lock(LOCK_WAIT_S) as acquired:
             if not acquired:
                 raise dg.Failure(f"{task}: the warehouse writer lock stayed busy for {LOCK_WAIT_S:.0f} s; retry later")
-            yield store, parquet.open()
+            yield store
     finally:
         store.dispose()
 
@@ -61,8 +58,8 @@ def locked_storage(
 @dg.op(out=dg.Out(dg.Nothing))
 def compact_parquet(context: dg.OpExecutionContext, warehouse: WarehouseResource, parquet: ParquetResource) -> None:
     """Rewrite each closed UTC day of every fact table from its per-run files into one file, atomically."""
-    with locked_storage(warehouse, parquet, "compaction") as (store, files):
-        results = compact_closed_days(files, store)
+    with locked_warehouse(warehouse, "compaction") as store:
+        results = compact_closed_days(parquet.open(), store)
     by_status = Counter(result.status for result in results)
     compacted = [result for result in results if result.status == "compacted"]
     for result in compacted:
@@ -98,8 +95,8 @@ def apply_storage_retention(
         context.log.info(f"retention off: {RETENTION_ENV} is unset, everything is kept")
         context.add_output_metadata({"retention_days": None, "rows_deleted": 0, "partitions_dropped": 0})
         return
-    with locked_storage(warehouse, parquet, "retention") as (store, files):
-        result = apply_retention(store, files, days=days)
+    with locked_warehouse(warehouse, "retention") as store:
+        result = apply_retention(store, parquet.open(), days=days)
     assert result.cutoff is not None
     context.log.info(
         f"retention {days} days (before {result.cutoff:%Y-%m-%d}): deleted {sum(result.rows.values())} rows "
@@ -118,10 +115,10 @@ def apply_storage_retention(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
-def analyze_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResource, parquet: ParquetResource) -> None:
+def analyze_warehouse(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     """Refresh the planner's statistics: without them SQLite scans the reporting index over every day of history
     instead of seeking each agent's day (docs/reporting.md, "Performance and indexes")."""
-    with locked_storage(warehouse, parquet, "analyze") as (store, _files), store.begin() as conn:
+    with locked_warehouse(warehouse, "analyze") as store, store.begin() as conn:
         if store.dialect == "sqlite":
             conn.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
         conn.execute(sa.text("ANALYZE"))
