@@ -106,8 +106,14 @@ def agent_time_in_state_daily(
     day = partition_day(context)
     create_views(warehouse.url)  # the SQL views too, so that analysts find them in the warehouse
     result, table = write_report("agent_time_in_state_daily", daily.daily_time_in_state, context, warehouse, parquet)
-    yield result
     intervals = daily.intervals(warehouse.url, day)
+    # the day's intervals beside the report: daily.py over the Parquet root reads them instead of the snapshots
+    path = parquet.open().write_partition(
+        daily.INTERVAL_PARTITION, day, intervals, daily.SCHEMAS["agent_state_interval"]
+    )
+    yield dg.MaterializeResult(metadata={
+        **(result.metadata or {}), "intervals_file": dg.MetadataValue.path(path), "intervals": intervals.num_rows,
+    })
     yield seconds_add_up(table, intervals, day)
     yield intervals_are_sound(intervals)
 

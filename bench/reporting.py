@@ -10,10 +10,19 @@ The rows are built column-wise with numpy/Arrow and written three ways:
 
 States follow a simple random walk per agent (a change about every 20 minutes during an 8-hour shift, Offline
 before and after it; codes as the API: 1 Offline, 2 Online, 3 Occupied, 4 Away); ``elapsed_in_state_ms`` is 0 for
-Offline (untracked, the API's quirk) and consistent with ``state_started_at`` otherwise. SQLite's query plan is
-printed to show which index serves the day's window.
+Offline (untracked, the API's quirk) and consistent with ``state_started_at`` otherwise. SQLite's query plans are
+printed to show which index serves the day.
 
-    python bench/reporting.py [AGENTS] [--minutes 1440 --repeat 3 --keep DIR --explain]
+Two paths are timed side by side, on the same data:
+- ``snapshots (view)``: ``from_snapshots=True``, the view ``agent_state_interval`` over the day's snapshots;
+- ``store``: the persisted intervals (``pipelines.reporting.interval_store``): on SQLite the tables
+  ``agent_state_interval_store`` + ``agent_state_open`` (built here from the snapshots once: the build time is
+  printed), on Parquet the day's ``agent_state_interval/date=.../part.parquet`` (written from the warehouse, as the
+  reporting asset does). The store's per-run cost is measured by advancing it with ``--advance-runs`` further runs
+  of every agent (the last minute's states, 5% of the agents changing), each in the SQLite warehouse, rolled back
+  afterwards so that the data stay as built.
+
+    python bench/reporting.py [AGENTS] [--minutes 1440 --repeat 3 --keep DIR --explain --advance-runs 20]
 """
 
 from __future__ import annotations
@@ -189,17 +198,115 @@ def build(folder: str, agents: int, minutes: int) -> dict[str, float]:
     return took
 
 
-def query_only(source: str) -> tuple[float, float]:
+def query_only(source: str, stored: bool = False) -> tuple[float, float]:
     """The SQL ``daily_time_in_state`` runs, compiled outside the timing, on an already open connection: (wall s,
-    CPU s of this process, every DuckDB thread included)."""
+    CPU s of this process, every DuckDB thread included). ``stored``: the store path's SQL."""
+    import duckdb
+
     from pipelines.reporting import daily
     from pipelines.reporting.views import connect
 
+    view = "agent_time_in_state_daily"
+    if stored and not source.startswith("sqlite"):
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        partition = daily.interval_partition(source, DAY)
+        sql = daily.stored_sql(view, "duckdb", DAY, f"SELECT * FROM read_parquet('{partition}')")
+        t, cpu = time.perf_counter(), time.process_time()
+        con.sql(sql).to_arrow_table()
+        took = time.perf_counter() - t, time.process_time() - cpu
+        con.close()
+        return took
     with connect(source, daily.partition_days(DAY)) as (dialect, run):
-        sql = daily.day_sql("agent_time_in_state_daily", dialect, DAY)
+        sql = daily.stored_sql(view, dialect, DAY) if stored else daily.day_sql(view, dialect, DAY)
         t, cpu = time.perf_counter(), time.process_time()
         run(sql)
         return time.perf_counter() - t, time.process_time() - cpu
+
+
+def build_store(path: str, rebuild: bool) -> str:
+    """Migrate the SQLite warehouse (0004 adds the store's tables) and build the store from its snapshots, unless
+    built already (and not ``rebuild``); returns what happened, with the time."""
+    from pipelines.reporting import interval_store
+    from pipelines.storage.warehouse import Warehouse
+
+    warehouse = Warehouse(f"sqlite:///{path}")
+    try:
+        warehouse.migrate()
+        with warehouse.begin() as conn:
+            built = interval_store.is_built(conn)
+        if built and not rebuild:
+            return "store: reused (built before)"
+        t, cpu = time.perf_counter(), time.process_time()
+        with warehouse.begin() as conn:
+            agents = interval_store.rebuild(conn)
+        took = time.perf_counter() - t
+        with warehouse.begin() as conn:
+            conn.exec_driver_sql("ANALYZE agent_state_interval_store")
+            conn.exec_driver_sql("ANALYZE agent_state_open")
+        rows = _count(warehouse, "agent_state_interval_store")
+        return (f"store built from the snapshots in {took:.1f} s ({time.process_time() - cpu:.1f} s CPU): "
+                f"{rows:,} closed intervals + {agents:,} open [{load()}]")
+    finally:
+        warehouse.dispose()
+
+
+def _count(warehouse, table: str) -> int:
+    with warehouse.engine.connect() as conn:
+        return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+
+
+def write_interval_partitions(sqlite_path: str, roots: list[str]) -> str:
+    """The day's intervals from the warehouse's store, written under each Parquet root as the asset writes them."""
+    from pipelines.reporting import daily
+    from pipelines.storage.parquet import ParquetStore
+
+    t = time.perf_counter()
+    intervals = daily.intervals(f"sqlite:///{sqlite_path}", DAY)
+    read = time.perf_counter() - t
+    for root in roots:
+        ParquetStore(root).write_partition(daily.INTERVAL_PARTITION, DAY, intervals,
+                                           daily.SCHEMAS["agent_state_interval"])
+    return (f"the day's {intervals.num_rows:,} intervals read from the store in {read:.2f} s and written to "
+            f"{len(roots)} Parquet root(s) in {time.perf_counter() - t - read:.2f} s")
+
+
+def advance_runs(path: str, agents: int, minutes: int, runs: int, seed: int = 11) -> str:
+    """``apply_run`` for ``runs`` new runs of every agent after the last minute (5% of the agents change state each
+    run), each run's rows inserted untimed first; all in one transaction, rolled back at the end."""
+    from pipelines.reporting import interval_store
+    from pipelines.storage.warehouse import Warehouse
+
+    rng = np.random.default_rng(seed)
+    at_us, states, starts = generate(agents, minutes)
+    state, since, at = states[-1].copy(), starts[-1].copy(), int(at_us[-1])
+    warehouse = Warehouse(f"sqlite:///{path}")
+    took, closed = [], 0
+    try:
+        with warehouse.engine.connect() as conn:
+            transaction = conn.begin()
+            for _ in range(runs):
+                at += 60_000_000
+                change = rng.random(agents) < 0.05
+                state = np.where(change, rng.choice([1, 2, 3, 4], size=agents), state)
+                since = np.where(change, at - rng.integers(0, 60_000_000, size=agents), since)
+                snaps = snapshot_rows(np.array([at]), state[None, :], since[None, :])
+                run = run_rows(np.array([at]))
+                snapshot_id = run["snapshot_id"][0].as_py()
+                warehouse.upsert(conn, "snapshot_run", run)
+                warehouse.upsert(conn, "agent_state_snapshot", snaps)
+                t = time.perf_counter()
+                advance = interval_store.apply_run(conn, snapshot_id)
+                took.append(time.perf_counter() - t)
+                closed += advance.rows_closed
+                assert advance.agents_advanced == agents, advance
+            transaction.rollback()
+    finally:
+        warehouse.dispose()
+    ms = sorted(1000 * x for x in took)
+    return (f"store advance per run of {agents:,} agents (apply_run, SQLite, inside the run's transaction): "
+            f"median {ms[len(ms) // 2]:.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} over {runs} runs "
+            f"({closed / runs:.0f} intervals closed per run) [{load()}]")
 
 
 def explain_duckdb(root: str) -> str:
@@ -211,11 +318,13 @@ def explain_duckdb(root: str) -> str:
     return plan.column(plan.num_columns - 1)[0].as_py()
 
 
-def sqlite_plan(path: str) -> list[str]:
+def sqlite_plan(path: str, stored: bool = False) -> list[str]:
     from pipelines.reporting import daily
 
+    view = "agent_time_in_state_daily"
+    sql = daily.stored_sql(view, "sqlite", DAY) if stored else daily.day_sql(view, "sqlite", DAY)
     db = sqlite3.connect(path)
-    rows = db.execute("EXPLAIN QUERY PLAN " + daily.day_sql("agent_time_in_state_daily", "sqlite", DAY)).fetchall()
+    rows = db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
     db.close()
     return [row[-1] for row in rows]
 
@@ -228,7 +337,10 @@ def main() -> None:
     parser.add_argument("--sqlite-repeat", type=int, default=1)
     parser.add_argument("--keep", help="build into (or reuse) this folder")
     parser.add_argument("--explain", action="store_true", help="print DuckDB's EXPLAIN ANALYZE (compacted layout)")
-    parser.add_argument("--skip", default="", help="comma-separated backends to skip: runs,compacted,sqlite")
+    parser.add_argument("--skip", default="", help="comma-separated rows to skip: runs,compacted,sqlite (each "
+                        "path), or runs-snapshots,compacted-snapshots,sqlite-snapshots (only the view path)")
+    parser.add_argument("--rebuild-store", action="store_true", help="build the store again even if built")
+    parser.add_argument("--advance-runs", type=int, default=20, help="runs to time the store's advance with")
     args = parser.parse_args()
     from pipelines.reporting.daily import daily_time_in_state
 
@@ -245,39 +357,61 @@ def main() -> None:
         print(f"{rows:,} agent_state_snapshot rows ({args.agents:,} agents x {args.minutes:,} minutes) generated "
               f"in {time.perf_counter() - t0:.0f} s [{load()}]: "
               + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in took.items()))
+    skip = set(filter(None, args.skip.split(",")))
+    sqlite_path = f"{folder}/warehouse.db"
+    print(build_store(sqlite_path, args.rebuild_store), flush=True)
+    if args.advance_runs:
+        print(advance_runs(sqlite_path, args.agents, args.minutes, args.advance_runs), flush=True)
+    print(write_interval_partitions(sqlite_path, [f"{folder}/parquet-runs", f"{folder}/parquet-compacted"]),
+          flush=True)
     backends = [
         ("DuckDB, Parquet 1 file per run", f"{folder}/parquet-runs", "runs", 1.0),
         ("DuckDB, Parquet compacted day", f"{folder}/parquet-compacted", "compacted", 1.0),
-        ("SQLite", f"sqlite:///{folder}/warehouse.db", "sqlite", 10.0),
+        ("SQLite", f"sqlite:///{sqlite_path}", "sqlite", 10.0),
     ]
-    skip = set(filter(None, args.skip.split(",")))
     results = []
     for name, source, key, goal in backends:
         if key in skip:
             continue
-        files = (len(os.listdir(f"{source}/agent_state_snapshot/date={DAY}")) if key != "sqlite" else "-")
-        first, public, query = None, [], []
-        for _ in range(args.sqlite_repeat if key == "sqlite" else args.repeat):
-            t = time.perf_counter()
-            out = daily_time_in_state(source, DAY)
-            public.append(time.perf_counter() - t)
-            first = public[0] if first is None else first
-            query.append(query_only(source))
-        best = min(public[1:] or public)
-        wall, cpu = min(query)
-        results.append([name, f"{files:,}" if files != "-" else files, f"{out.num_rows:,}", f"{first:.2f}",
-                        f"{best:.2f}", f"{wall:.2f}", f"{cpu:.2f}", f"< {goal:.0f} s",
-                        "met" if best < goal else "NOT met",
-                        load().removeprefix("load average ")])
-    print(table(["agent_time_in_state_daily, one day", "files", "rows out", "1st call s", "call s", "query s",
-                 "query CPU s", "goal", "", "load average"], results))
-    print("(1st call: daily_time_in_state in a fresh process, including transpiling the view with sqlglot; call: "
-          "best later call (the SQL is cached per process); query: the SQL alone on an open connection, wall and CPU "
-          f"(all threads); best of {args.repeat}, SQLite {args.sqlite_repeat})")
+        reference = None
+        for path in ("snapshots (view)", "store"):
+            stored = path == "store"
+            if not stored and f"{key}-snapshots" in skip:
+                continue
+            if key == "sqlite":
+                files = "-"
+            elif stored:
+                files = "1"
+            else:
+                files = f"{len(os.listdir(f'{source}/agent_state_snapshot/date={DAY}')):,}"
+            first, public, query = None, [], []
+            for _ in range(args.sqlite_repeat if key == "sqlite" and not stored else args.repeat):
+                t = time.perf_counter()
+                out = daily_time_in_state(source, DAY, from_snapshots=not stored)
+                public.append(time.perf_counter() - t)
+                first = public[0] if first is None else first
+                query.append(query_only(source, stored))
+            same = "" if reference is None else ("yes" if out.equals(reference) else "NO")
+            reference = out if reference is None else reference
+            best = min(public[1:] or public)
+            wall, cpu = min(query)
+            results.append([name, path, files, f"{out.num_rows:,}", f"{first:.2f}", f"{best:.2f}", f"{wall:.2f}",
+                            f"{cpu:.2f}", f"< {goal:.0f} s", "met" if best < goal else "NOT met", same,
+                            load().removeprefix("load average ")])
+            print(" | ".join(results[-1]), flush=True)
+    print()
+    print(table(["agent_time_in_state_daily, one day", "path", "files", "rows out", "1st call s", "call s",
+                 "query s", "query CPU s", "goal", "", "= view", "load average"], results))
+    print("(1st call: the first daily_time_in_state of that path and backend, including transpiling the views with "
+          "sqlglot the first time the process uses a query shape); call: best later call; query: the SQL alone on "
+          "an open connection, wall and CPU "
+          f"(all threads); best of {args.repeat}, SQLite snapshots {args.sqlite_repeat}; = view: the store path's "
+          "table equals the snapshot path's)")
     if "sqlite" not in skip:
-        print("\nSQLite EXPLAIN QUERY PLAN of the day's query:")
-        for line in sqlite_plan(f"{folder}/warehouse.db"):
-            print("  ", line)
+        for stored in (False, True):
+            print(f"\nSQLite EXPLAIN QUERY PLAN of the day's query ({'store' if stored else 'snapshots'}):")
+            for line in sqlite_plan(sqlite_path, stored):
+                print("  ", line)
     if args.explain:
         print("\nDuckDB EXPLAIN ANALYZE (compacted layout):")
         print(explain_duckdb(f"{folder}/parquet-compacted"))

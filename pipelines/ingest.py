@@ -103,6 +103,7 @@ class SnapshotRunner:
         self.files: dict[str, str] = {}
         self.agents_answered = False
         self.summary: RunSummary | None = None
+        self.unexported_dimensions: set[str] = set()
 
     @classmethod
     def for_connection(
@@ -177,12 +178,18 @@ class SnapshotRunner:
         else:
             status = "ok"
         finished_at = self.clock()
+        # here, not at the top: the reporting side (sqlglot, DuckDB) loads only when a run finishes
+        from pipelines.reporting import interval_store
+
         with self.warehouse.begin() as conn:
             conn.execute(
                 sa.update(schema.TABLES["snapshot_run"])
                 .where(schema.TABLES["snapshot_run"].c.snapshot_id == self.snapshot_id)
                 .values(finished_at=finished_at, status=status, **self.counts)
             )
+            if status != "failed":  # the run's snapshots become visible: the persisted intervals take them, at once
+                interval_store.apply_run(conn, self.snapshot_id)
+        self.export_dimensions(sorted(self.unexported_dimensions))
         self.export_run_parquet(self.snapshot_id)
         self.progress(
             f"snapshot {self.snapshot_id} {status}: {self.counts['agents']} agents, {self.counts['chats']} chats, "
@@ -379,7 +386,8 @@ class SnapshotRunner:
                 self.count_absences(conn, table, monitored_by, {ref.chat_id for ref in refs}, now)
         if answered:  # an empty list is an answer: the run read something
             self.steps_succeeded += 1
-        self.export_dimensions(("chat_session",))
+        # written once per run, after the chat step has moved the cursors too (or by finish() if it did not run)
+        self.unexported_dimensions.add("chat_session")
         result.rows = {"chat_session": listed}
         return result
 
@@ -545,9 +553,13 @@ class SnapshotRunner:
         self.files[table] = self.parquet.write_fact(table, self.snapshot_id, self.day, rows)
 
     def export_dimensions(self, tables: Iterable[str]) -> None:
+        tables = list(tables)
+        if not tables:
+            return
         with self.warehouse.engine.connect() as conn:
             for name in tables:
                 self.parquet.write_dimension(name, self.warehouse.read_table(conn, name))
+        self.unexported_dimensions.difference_update(tables)
 
     def export_run_parquet(self, snapshot_id: str) -> None:
         """Write the run's ``snapshot_run`` file, then record that every export of the run is done."""

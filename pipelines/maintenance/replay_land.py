@@ -7,7 +7,9 @@ endpoint can land, and why some cannot:
 
 - ``availableAgents``: ``agent_state_snapshot`` of the original snapshot; agents and skills not yet known are added
   to the dimensions (a replayed old payload never overwrites newer dimension values); ``agent_skill`` intervals are
-  left alone (they are built from the sequence of live snapshots; an old one out of order would split them).
+  left alone (they are built from the sequence of live snapshots; an old one out of order would split them). The
+  persisted intervals (``reporting.interval_store``) take the new snapshots in the same transaction: the agents
+  they land behind are folded again from their previous snapshot on.
 - ``chat/availableSlots``: ``chat_slots_snapshot``.
 - ``info``: the login's ``session_availability_snapshot`` row, from the availability the info carries (the row the
   failed step could not write); nothing when the row exists.
@@ -44,6 +46,7 @@ from pipelines.liveperson.parse import (
     parse_session_info,
 )
 from pipelines.liveperson.records import AgentSessionInfo, AvailableAgentsPage, ChatResource, ChatSessionRef
+from pipelines.reporting import interval_store
 from pipelines.storage import schema
 from pipelines.storage.warehouse import Warehouse
 
@@ -163,6 +166,8 @@ class AgentsLanding:
             "agent": _insert_new(conn, warehouse, "agent", agent_rows),
             "skill": _insert_new(conn, warehouse, "skill", skill_rows),
         }
+        if rows["agent_state_snapshot"]:  # the persisted intervals take them in this transaction (behind an
+            interval_store.apply_run(conn, stamp.snapshot_id)  # agent's later runs: refolded from the one before)
         return Landed(rows, {"agent_state_snapshot"}, {name for name in ("agent", "skill") if rows[name]})
 
 

@@ -6,6 +6,12 @@ and these functions agree whenever no agent goes unseen for longer than the marg
 does, the views report the span before midnight as unobserved and a day computed here leaves it uncovered.
 Every result is cast to one Arrow schema per view (``SCHEMAS``) and sorted by its key, so the three backends
 return identical tables.
+
+Intervals and time in state read the persisted intervals instead when they exist (``interval_store``): on a
+warehouse, ``agent_state_interval_store`` and ``agent_state_open`` once built; on a Parquet root, the day's
+``agent_state_interval/date=YYYY-MM-DD/part.parquet`` written by the reporting asset. Those hold the view's rows
+over the whole history, so the margin plays no part there. ``from_snapshots=True`` computes from the snapshots
+(the reference, and the fallback when nothing is persisted).
 """
 
 from __future__ import annotations
@@ -13,10 +19,15 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import sqlalchemy as sa
 
-from pipelines.reporting.views import compile_view, connect
+from pipelines.reporting import interval_store
+from pipelines.reporting.views import _rows_to_arrow, compile_view, connect, is_warehouse_url, sqlglot_dialect
 
 MARGIN = timedelta(hours=3)  # at most a day: a day reads the Parquet partitions of the day before and after
 
@@ -67,9 +78,15 @@ KEYS: dict[str, list[str]] = {
 }
 
 
-def intervals(source: Source, day: date | None = None, margin: timedelta = MARGIN) -> pa.Table:
-    """``agent_state_interval``: the whole history, or the intervals overlapping ``day`` (computed from its
-    snapshots and the margin)."""
+def intervals(
+    source: Source, day: date | None = None, margin: timedelta = MARGIN, *, from_snapshots: bool = False
+) -> pa.Table:
+    """``agent_state_interval``: the whole history, or the intervals overlapping ``day``; from the persisted
+    intervals when there are (see the module's docstring), else computed from the snapshots and the margin."""
+    if not from_snapshots:
+        stored = _stored(source, "agent_state_interval", day)
+        if stored is not None:
+            return stored
     if day is None:
         return _run(source, "agent_state_interval", None, margin, "")
     start = _epoch_us(_midnight(day))
@@ -77,14 +94,72 @@ def intervals(source: Source, day: date | None = None, margin: timedelta = MARGI
     return _run(source, "agent_state_interval", day, margin, where)
 
 
-def hourly_time_in_state(source: Source, day: date, margin: timedelta = MARGIN) -> pa.Table:
+def hourly_time_in_state(
+    source: Source, day: date, margin: timedelta = MARGIN, *, from_snapshots: bool = False
+) -> pa.Table:
     """``agent_time_in_state_hourly`` for ``day``."""
-    return _run_day(source, "agent_time_in_state_hourly", day, margin)
+    stored = None if from_snapshots else _stored(source, "agent_time_in_state_hourly", day)
+    return stored if stored is not None else _run_day(source, "agent_time_in_state_hourly", day, margin)
 
 
-def daily_time_in_state(source: Source, day: date, margin: timedelta = MARGIN) -> pa.Table:
+def daily_time_in_state(
+    source: Source, day: date, margin: timedelta = MARGIN, *, from_snapshots: bool = False
+) -> pa.Table:
     """``agent_time_in_state_daily`` for ``day`` (observed = false rows hold the unobserved seconds)."""
-    return _run_day(source, "agent_time_in_state_daily", day, margin)
+    stored = None if from_snapshots else _stored(source, "agent_time_in_state_daily", day)
+    return stored if stored is not None else _run_day(source, "agent_time_in_state_daily", day, margin)
+
+
+INTERVAL_PARTITION = "agent_state_interval"  # PARQUET_ROOT/agent_state_interval/date=YYYY-MM-DD/part.parquet
+
+
+def interval_partition(root: Source, day: date) -> str | None:
+    """The day's persisted intervals under a Parquet root (those overlapping the day), or None when not written."""
+    root = str(root).rstrip("/")
+    path = f"{root}/{INTERVAL_PARTITION}/date={day.isoformat()}/part.parquet"
+    if "://" not in root:
+        return path if os.path.isfile(path) else None
+    fs, inner = pafs.FileSystem.from_uri(path)
+    return path if fs.get_file_info(inner).type == pafs.FileType.File else None
+
+
+def stored_sql(view: str, dialect: str, day: date | None, intervals_sql: str | None = None) -> str:
+    """The query computing ``view`` (intervals or time in state) for ``day`` from persisted intervals:
+    ``intervals_sql`` (a SELECT of the view's columns; default: the warehouse's store, restricted to the day)."""
+    bounds = (None, None) if day is None else (_epoch_us(_midnight(day)), _epoch_us(_midnight(day)) + 86_400_000_000)
+    source = intervals_sql or interval_store.current_rows_sql(dialect, *bounds)
+    if view == "agent_state_interval":
+        return source
+    sql = compile_view(view, dialect, inline=True, tables={"agent_state_interval": source})
+    return f"SELECT * FROM ({sql}) AS v WHERE day = {_date_literal(dialect, day)}"
+
+
+def _stored(source: Source, view: str, day: date | None) -> pa.Table | None:
+    """``view`` for ``day`` from the persisted intervals, or None when there are none to read."""
+    if is_warehouse_url(source):
+        engine = sa.create_engine(str(source))
+        try:
+            with engine.connect() as conn:
+                if not interval_store.is_built(conn):
+                    return None
+                table = _rows_to_arrow(conn.exec_driver_sql(stored_sql(view, sqlglot_dialect(conn.dialect.name), day)))
+        finally:
+            engine.dispose()
+    else:
+        path = None if day is None else interval_partition(source, day)
+        if path is None:
+            return None
+        if view == "agent_state_interval":
+            table = pq.read_table(path)
+        else:
+            con = duckdb.connect()
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                read = f"SELECT * FROM read_parquet('{path.replace(chr(39), chr(39) * 2)}')"
+                table = con.sql(stored_sql(view, "duckdb", day, read)).to_arrow_table()
+            finally:
+                con.close()
+    return conform(table, SCHEMAS[view]).sort_by([(key, "ascending") for key in KEYS[view]])
 
 
 def hourly_utilization(source: Source, day: date) -> pa.Table:

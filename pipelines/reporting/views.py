@@ -110,9 +110,9 @@ def compile_view(
     """The SELECT of view ``name`` in ``dialect``.
 
     With ``inline``, the views it reads become subqueries (recursively), so the query needs only the base
-    tables; ``tables`` maps a base table to a SELECT (in ``dialect``) to read instead, and ``filters`` maps a base
-    table to a condition (in ``dialect``, ``{t}`` standing for the table's alias) added where the table is read
-    (to the WHERE of the SELECT it is the FROM of, or to its JOIN's ON), e.g. one day's rows. A filter keeps the
+    tables; ``tables`` maps a base table or a view to a SELECT (in ``dialect``) to read instead, and ``filters``
+    maps a base table to a condition (in ``dialect``, ``{t}`` standing for the table's alias) added where the table
+    is read (to the WHERE of the SELECT it is the FROM of, or to its JOIN's ON), e.g. one day's rows. A filter keeps the
     table in the query that reads it: SQLite then reads a day through an index in the window's order, where a
     filtered subquery would be a separate step whose rows the window sorts again.
 
@@ -158,13 +158,13 @@ def _compile_tree(
         for table in list(tree.find_all(exp.Table)):
             if table.name in ctes:
                 continue
-            if table.name in views:
+            if table.name in tables:  # a view too may be read from elsewhere (e.g. the persisted intervals)
+                table.replace(exp.Table(this=exp.to_identifier(_placeholder(table.name)),
+                                        alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
+            elif table.name in views:
                 replacement = _compile_tree(table.name, dialect, inline, tables, filters)
                 table.replace(exp.Subquery(this=replacement, alias=exp.TableAlias(this=exp.to_identifier(
                     table.alias_or_name))))
-            elif table.name in tables:
-                table.replace(exp.Table(this=exp.to_identifier(_placeholder(table.name)),
-                                        alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
             elif table.name in filters:
                 _add_filter(table)
     return _expand_macros(tree, dialect)

@@ -15,7 +15,9 @@ What goes, table by table (each by the time that decides its Parquet day, so bot
 - ``snapshot_run``: ``started_at``; ``ingest_error``: ``at``;
 - ``agent_skill``: closed memberships (``valid_to`` set and older); open ones stay whatever their age;
 - ``chat_session``: chats whose polling stopped before the cutoff and that have no event left (deleted after the
-  events, in the same call); dimensions ``agent`` and ``skill`` are small and kept.
+  events, in the same call); dimensions ``agent`` and ``skill`` are small and kept;
+- the persisted intervals ``agent_state_interval_store``: rows that ended by the cutoff (an interval spanning it
+  stays whole); ``agent_state_open``: agents last seen before it.
 
 Rows are deleted by parameterized SQLAlchemy Core statements in batches of ``DELETE_BATCH_ROWS`` keys, one
 transaction each, so that neither dialect holds a huge transaction (SQLite's single writer would block readers'
@@ -39,6 +41,7 @@ import pyarrow.fs as pafs
 import sqlalchemy as sa
 
 from pipelines.clock import Clock, system_clock
+from pipelines.reporting import interval_store
 from pipelines.reporting.daily import SCHEMAS as REPORT_SCHEMAS
 from pipelines.storage import schema
 from pipelines.storage.compaction import partition_days, recover_staging
@@ -138,7 +141,27 @@ def delete_old_rows(warehouse: Warehouse, cutoff: datetime, *, batch_rows: int =
             & ~sa.exists().where(t["chat_event"].c.chat_id == t["chat_session"].c.chat_id),
         ),
     ]
-    return {name: _delete_in_batches(warehouse, name, condition, batch_rows) for name, condition in conditions}
+    counts = {name: _delete_in_batches(warehouse, name, condition, batch_rows) for name, condition in conditions}
+    counts.update(_delete_old_intervals(warehouse, cutoff))
+    return counts
+
+
+def _delete_old_intervals(warehouse: Warehouse, cutoff: datetime) -> dict[str, int]:
+    """The persisted intervals (``reporting.interval_store``) that ended by the cutoff and the open state of agents
+    last seen before it, a day of intervals per transaction (oldest first). An interval spanning the cutoff stays
+    whole, so the first kept day reports as before."""
+    store = schema.agent_state_interval_store
+    cutoff_us = (cutoff - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    with warehouse.engine.connect() as conn:
+        oldest = conn.execute(sa.select(sa.func.min(store.c.ended_at_us))).scalar()
+    day_us = 86_400_000_000
+    bounds = [] if oldest is None else list(range(int(oldest) + day_us, cutoff_us, day_us))
+    totals = {store.name: 0, schema.agent_state_open.name: 0}
+    for bound in [*bounds, cutoff_us]:
+        with warehouse.begin() as conn:
+            for name, count in interval_store.delete_before(conn, bound).items():
+                totals[name] += count
+    return totals
 
 
 def _delete_in_batches(warehouse: Warehouse, name: str, condition: sa.ColumnElement[bool], batch_rows: int) -> int:

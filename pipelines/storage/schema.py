@@ -249,3 +249,44 @@ def table(name: str) -> sa.Table:
         return TABLES[name]
     except KeyError:
         raise ValueError(f"unknown warehouse table: {name!r}") from None
+
+
+# Derived tables: maintained from the facts by pipelines.reporting.interval_store (migration 0004), not part of the
+# data contract's Parquet export, hence a MetaData of their own (TABLES, ARROW_SCHEMAS and retention's key-batched
+# deletes stay the contract's tables).
+derived_metadata = sa.MetaData()
+
+agent_state_interval_store = sa.Table(
+    "agent_state_interval_store",
+    derived_metadata,
+    _text("agent_id", nullable=False),
+    _int("chat_state_code"),
+    _text("chat_state"),
+    _text("agent_group_id"),
+    _ts("started_at"),
+    _ts("ended_at"),
+    sa.Column("seconds", sa.Double()),
+    sa.Column("observed", sa.Boolean(create_constraint=False), nullable=False),
+    _bigint("started_at_us", nullable=False),
+    _bigint("ended_at_us", nullable=False),
+    _bigint("opened_at_us", nullable=False),
+)
+
+agent_state_open = sa.Table(
+    "agent_state_open",
+    derived_metadata,
+    _text("agent_id", primary_key=True),
+    _int("chat_state_code"),
+    _text("chat_state", nullable=False),
+    _text("agent_group_id"),
+    _ts("started_at"),
+    _bigint("started_at_us", nullable=False),
+    _bigint("started_shown_us", nullable=False),
+    _ts("last_snapshot_at", nullable=False),
+    _bigint("last_at_us", nullable=False),
+    _bigint("last_reported_start_us", nullable=False),
+    _int("last_interval_s", nullable=False),
+    _bigint("opened_at_us", nullable=False),
+)
+
+DERIVED_TABLES: dict[str, sa.Table] = dict(derived_metadata.tables)

@@ -9,6 +9,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from pipelines.definitions import build_definitions
+from pipelines.reporting import daily as daily_report
 
 DAY = "2026-11-26"
 
@@ -22,12 +23,16 @@ def test_a_day_of_snapshots_becomes_report_partitions_a_dashboard_and_passing_ch
             assert build_definitions().resolve_job_def("snapshot_job").execute_in_process(instance=instance).success
         result = defs.resolve_job_def("reporting_job").execute_in_process(instance=instance, partition_key=DAY)
     assert result.success
+    url = embedded_env["WAREHOUSE_URL"]  # the runs kept the persisted intervals: exactly the view's rows
+    assert daily_report.intervals(url).num_rows > 0
+    assert daily_report.intervals(url).equals(daily_report.intervals(url, from_snapshots=True))
     root = Path(embedded_env["PARQUET_ROOT"])
     for view in (
         "agent_time_in_state_daily",
         "agent_utilization_daily",
         "agent_time_in_state_hourly",
         "agent_utilization_hourly",
+        "agent_state_interval",  # the day's persisted intervals, which daily.py over this root reads
     ):
         assert pq.read_metadata(root / view / f"date={DAY}" / "part.parquet").num_rows > 0, view
     daily = pq.read_table(root / "agent_time_in_state_daily" / f"date={DAY}" / "part.parquet")

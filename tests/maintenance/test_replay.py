@@ -28,6 +28,7 @@ from pipelines.liveperson.errors import PayloadError
 from pipelines.liveperson.records import AgentSessionInfo, AvailableAgentsPage, ChatResource
 from pipelines.maintenance.replay import replay_dead_letters
 from pipelines.maintenance.replay_land import ChatLanding, DeadLetter, interpret
+from pipelines.reporting import daily
 from pipelines.storage import schema
 from pipelines.storage.compaction import compact_partition
 from pipelines.storage.lock import writer_lock
@@ -190,6 +191,26 @@ def test_replay_after_live_runs_caught_up_and_replaying_again_never_duplicate_or
     figures = compare_with_truth(simulator, warehouse, exact=True)
     assert (figures["lost"], figures["duplicated"], figures["cursor_behind"]) == (0, 0, 0), figures["bad_chats"]
     assert_parquet_equals_sql_without_duplicates(warehouse, parquet)
+
+
+def test_agent_snapshots_replayed_behind_later_runs_rebuild_the_persisted_intervals_as_the_view_says(
+    pipeline, simulator, monkeypatch
+):
+    connection, warehouse, parquet = pipeline
+    url = warehouse.url.render_as_string(hide_password=False)
+    with parser_bug(monkeypatch):
+        run_snapshot(connection, warehouse, parquet)  # its availableAgents is a dead letter
+    for _ in range(2):
+        simulator.clock.advance(60)
+        run_snapshot(connection, warehouse, parquet)
+    before = daily.intervals(url)
+    assert before.equals(daily.intervals(url, from_snapshots=True))
+
+    replay_dead_letters(warehouse, parquet, store_chat_text=False, clock=lambda: REPLAYED_AT)
+
+    after = daily.intervals(url)  # every agent's first snapshot is now the replayed one, a minute earlier
+    assert after.equals(daily.intervals(url, from_snapshots=True))
+    assert sum(after["seconds"].to_pylist()) > sum(before["seconds"].to_pylist())  # untracked Offline starts then
 
 
 @pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)

@@ -88,6 +88,24 @@ def test_reporting_indexes_exist(warehouse_url: str) -> None:
         warehouse.dispose()
 
 
+def test_the_persisted_interval_tables_match_schema_py_and_have_the_indexes_a_day_needs(warehouse_url: str) -> None:
+    """Migration 0004: derived tables (pipelines.reporting.interval_store), outside the contract's TABLES."""
+    warehouse = Warehouse(warehouse_url)
+    try:
+        warehouse.migrate()
+        inspector = sa.inspect(warehouse.engine)
+        assert not set(schema.DERIVED_TABLES) & set(schema.TABLES)
+        for name, table in schema.DERIVED_TABLES.items():
+            reflected = inspector.get_columns(name)
+            assert [c["name"] for c in reflected] == [c.name for c in table.columns], name
+            assert [c["nullable"] for c in reflected] == [c.nullable for c in table.columns], name
+        assert inspector.get_pk_constraint("agent_state_open")["constrained_columns"] == ["agent_id"]
+        indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("agent_state_interval_store")}
+        assert {("ended_at_us", "started_at_us"), ("agent_id", "started_at_us")} <= indexed
+    finally:
+        warehouse.dispose()
+
+
 def _migrate_in_child(url: str) -> None:
     warehouse = Warehouse(url)
     warehouse.migrate()
