@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from pipelines.liveperson.client import AgentApiClient, started_thread_pool
+from pipelines.liveperson.client import AgentApiClient
 from pipelines.liveperson.connect import connect, lookup_host
 from pipelines.liveperson.errors import ChatNotFound
 from tests.liveperson.client_support import logins_with_chats, ongoing_chat, settings_for
@@ -210,14 +209,3 @@ def test_domain_api_lookup_reads_both_answer_forms(simulator, tmp_path: Path, li
     simulator.domain_listing = listing
     host = lookup_host(settings_for(simulator, tmp_path), domain_api=simulator.base_url)
     assert simulator.base_url.endswith(host)
-
-
-def test_a_started_thread_pool_runs_every_thread_before_the_first_task() -> None:
-    pool = started_thread_pool(6, "lp-test-pool")
-    try:
-        running = [t for t in threading.enumerate() if t.name.startswith("lp-test-pool")]
-        assert len(running) == 6 and all(t.is_alive() for t in running)
-        assert sorted(pool.map(lambda n: n * n, range(20))) == [n * n for n in range(20)]
-    finally:
-        pool.shutdown(wait=True)
-    assert not [t for t in threading.enumerate() if t.name.startswith("lp-test-pool")]
