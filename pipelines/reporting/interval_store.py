@@ -681,10 +681,19 @@ def build(url: str, wait_s: float = 600.0) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
+    import os
     import time
 
+    from pipelines.resources import DEFAULT_WAREHOUSE_URL
+
     parser = argparse.ArgumentParser(description="Build the persisted intervals from the warehouse's snapshots.")
-    parser.add_argument("warehouse_url", help="e.g. sqlite:///data/warehouse.db")
+    # from the environment by default, like every run: a PostgreSQL URL holds a password (never on a command line)
+    parser.add_argument(
+        "warehouse_url",
+        nargs="?",
+        default=os.environ.get("WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL),
+        help="default: $WAREHOUSE_URL, else sqlite:///data/warehouse.db",
+    )
     parser.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the writer lock")
     args = parser.parse_args(argv)
     started = time.perf_counter()

@@ -325,12 +325,14 @@ def test_a_warehouse_migrated_from_before_the_store_reads_snapshots_until_the_fi
     assert_store_equals_view(url)
 
 
-def test_the_store_can_be_built_ahead_from_the_command_line(tmp_path, capsys):
-    """For a long history: built before the first run after the upgrade, which would otherwise build it."""
+def test_the_store_can_be_built_ahead_from_the_command_line(tmp_path, capsys, monkeypatch):
+    """For a long history: built before the first run after the upgrade, which would otherwise build it. The
+    warehouse is the one of WAREHOUSE_URL, like every run's (a PostgreSQL URL holds a password)."""
     from tests.reporting.conftest import store
 
     url = store(generated_world(agents=8, days=1).arrow(), "sqlite", tmp_path)
-    interval_store.main([url])
+    monkeypatch.setenv("WAREHOUSE_URL", url)
+    interval_store.main([])
     assert "built the persisted intervals of 8 agents" in capsys.readouterr().out
     assert_store_equals_view(url)
 
