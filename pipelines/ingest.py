@@ -27,6 +27,7 @@ from pipelines.liveperson.client import AgentApiClient
 from pipelines.liveperson.connect import Connection
 from pipelines.liveperson.errors import ApiHttpError, ChatNotFound, LivePersonError, PayloadError
 from pipelines.liveperson.records import ChatResource, ChatSessionRef
+from pipelines.reporting import interval_store
 from pipelines.storage import schema
 from pipelines.storage.lock import writer_lock
 from pipelines.storage.parquet import ParquetStore
@@ -178,9 +179,6 @@ class SnapshotRunner:
         else:
             status = "ok"
         finished_at = self.clock()
-        # here, not at the top: the reporting side (sqlglot, DuckDB) loads only when a run finishes
-        from pipelines.reporting import interval_store
-
         with self.warehouse.begin() as conn:
             conn.execute(
                 sa.update(schema.TABLES["snapshot_run"])
