@@ -89,4 +89,4 @@ def replay_job() -> None:
 )
 def replay_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Every hour at :20, unless the previous replay is still going."""
-    return skip_while_in_progress(context, "replay_job") or dg.RunRequest()
+    return skip_while_in_progress(context, replay_job.name) or dg.RunRequest()

@@ -49,10 +49,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from pipelines.reporting.views import render, sqlglot_dialect
 from pipelines.storage.schema import UtcDateTime, agent_state_interval_store, agent_state_open
+from pipelines.storage.warehouse import bind_values
 
 JITTER_US = 2_000_000  # a start moving by at most 2 s is the same start (docs/reporting.md, rule 4)
 DEFAULT_INTERVAL_S = 60
@@ -425,9 +427,10 @@ def rebuild_after(conn: sa.Connection, agent_ids: np.ndarray, late_us: np.ndarra
         unanchored += [agent for agent in batch if agent not in held]
         if not len(served):
             continue
+        m = _marker(conn.dialect.name)
         conn.exec_driver_sql(
-            f"DELETE FROM {agent_state_interval_store.name} WHERE agent_id = {_marker(conn)} AND (opened_at_us > "
-            f"{_marker(conn)} OR (opened_at_us = {_marker(conn)} AND started_at_us >= {_marker(conn)}))",
+            f"DELETE FROM {agent_state_interval_store.name} WHERE agent_id = {m} AND (opened_at_us > "
+            f"{m} OR (opened_at_us = {m} AND started_at_us >= {m}))",
             [(agent, int(row.opened_at_us), int(row.opened_at_us), int(row.started_at_us))
              for agent, row in anchors.iterrows()],
         )
@@ -516,8 +519,9 @@ def _anchor_sql(dialect: str) -> str:
     return render(_ANCHORS, dialect)
 
 
-def _marker(conn: sa.Connection) -> str:
-    return "?" if conn.dialect.name == "sqlite" else "%s"
+def _marker(dialect: str) -> str:
+    """The driver's placeholder (sqlite3: ``?``; psycopg: ``%s``)."""
+    return "?" if dialect == "sqlite" else "%s"
 
 
 def rebuild(conn: sa.Connection, agent_ids: Iterable[str] | None = None) -> int:
@@ -531,12 +535,12 @@ def rebuild(conn: sa.Connection, agent_ids: Iterable[str] | None = None) -> int:
         agents = list(
             conn.execute(sa.text("SELECT DISTINCT agent_id FROM agent_state_snapshot ORDER BY agent_id")).scalars()
         )
-        batches = [agents[i : i + REBUILD_AGENTS_PER_READ] for i in range(0, len(agents), REBUILD_AGENTS_PER_READ)]
         ranged = True
     else:
         agents = sorted(set(agent_ids))
-        batches = [agents[i : i + REBUILD_AGENTS_PER_READ] for i in range(0, len(agents), REBUILD_AGENTS_PER_READ)]
         ranged = False
+    batches = [agents[i : i + REBUILD_AGENTS_PER_READ] for i in range(0, len(agents), REBUILD_AGENTS_PER_READ)]
+    if not ranged:
         for batch in batches:
             conn.execute(sa.delete(agent_state_interval_store).where(agent_state_interval_store.c.agent_id.in_(batch)))
             conn.execute(sa.delete(agent_state_open).where(agent_state_open.c.agent_id.in_(batch)))
@@ -580,12 +584,10 @@ def _read_open(conn: sa.Connection) -> Columns:
 
 
 def _timestamps(us: np.ndarray, dialect: str) -> list:
-    """The TIMESTAMP values of epoch microseconds as the driver takes them: SQLite the text SQLAlchemy writes
-    (``YYYY-MM-DD HH:MM:SS.ffffff``, which the views' ``TS_FROM_US`` also gives), PostgreSQL naive UTC datetimes."""
-    stamps = np.asarray(us, dtype=np.int64).astype("datetime64[us]")
-    if dialect == "sqlite":
-        return np.char.replace(np.datetime_as_string(stamps, unit="us"), "T", " ").tolist()
-    return stamps.astype(object).tolist()
+    """The TIMESTAMP values of epoch microseconds as the driver takes them, bound as every warehouse write binds
+    them (``warehouse.bind_values``: SQLite the text SQLAlchemy writes, which the views' ``TS_FROM_US`` also
+    gives; PostgreSQL naive UTC datetimes)."""
+    return bind_values(pa.array(np.asarray(us, dtype=np.int64)).cast(pa.timestamp("us")), dialect)
 
 
 _STORE_COLUMNS = tuple(column.name for column in agent_state_interval_store.columns)
@@ -627,8 +629,7 @@ def _write(conn: sa.Connection, closed: Columns, opened: Columns, *, fresh: bool
 
 
 def _insert_sql(table: str, columns: Sequence[str], dialect: str) -> str:
-    marker = "?" if dialect == "sqlite" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([_marker(dialect)] * len(columns))})"
 
 
 def _executemany(conn: sa.Connection, sql: str, values: dict[str, list], columns: Sequence[str]) -> None:

@@ -103,7 +103,7 @@ class Warehouse:
         if self.dialect == "sqlite":
             _sqlite_executemany(conn, table, target, arrow, update)
         else:
-            values = [_bind_values(arrow.column(name), self.dialect) for name in columns]
+            values = [bind_values(arrow.column(name), self.dialect) for name in columns]
             _postgres_copy(conn, table, target, columns, values, update)
         return arrow.num_rows
 
@@ -223,7 +223,7 @@ def _as_arrow(target: sa.Table, rows: Rows) -> pa.Table:
     return pa.Table.from_pylist(records, schema=pa.schema([full.field(name) for name in columns]))
 
 
-def _bind_values(column: pa.ChunkedArray, dialect: str) -> list[Any]:
+def bind_values(column: pa.Array | pa.ChunkedArray, dialect: str) -> list[Any]:
     """Driver-ready values of one column: timestamps as naive UTC (SQLite: SQLAlchemy's DateTime text); NUL in
     text as U+FFFD on both dialects, because PostgreSQL text cannot hold it (a proxy's binary garbage in a dead
     letter must not fail the run)."""
@@ -286,7 +286,7 @@ def _sqlite_statement(
 
 
 def _sqlite_values(column: pa.ChunkedArray) -> list[Any]:
-    """``_bind_values(column, "sqlite")``, cheaper on the bulk path: the NUL replacement only when a NUL is there
+    """``bind_values(column, "sqlite")``, cheaper on the bulk path: the NUL replacement only when a NUL is there
     at all, and a column holding one instant (``ingested_at``) formatted once."""
     if pa.types.is_string(column.type):
         if any(_has_nul(chunk) for chunk in column.chunks):
@@ -295,8 +295,8 @@ def _sqlite_values(column: pa.ChunkedArray) -> list[Any]:
     if pa.types.is_timestamp(column.type) and len(column) > 1 and column.null_count == 0:
         low, high = pc.min_max(column).values()
         if low == high:
-            return _bind_values(column.slice(0, 1), "sqlite") * len(column)
-    return _bind_values(column, "sqlite")
+            return bind_values(column.slice(0, 1), "sqlite") * len(column)
+    return bind_values(column, "sqlite")
 
 
 def _few_distinct_pylist(column: pa.ChunkedArray) -> list[Any] | None:
