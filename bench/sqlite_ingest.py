@@ -2,9 +2,9 @@
 (``executemany`` of Python tuples, the rows already converted) against binding the rows in C from the Arrow batch
 (ADBC's SQLite driver: ``adbc_ingest`` into a temporary table, then ``INSERT OR IGNORE ... SELECT`` into
 ``chat_event``), each batch in ONE transaction, into the same growing WAL database (the ``chat_event`` table and
-index of migration 0001, ``synchronous=NORMAL`` as the warehouse sets it). Not wired into the pipeline: it measures
-whether wiring it would pay (the cursor updates would then have to go through the same ADBC connection, to stay in
-the events' transaction). Needs the bench extra (``adbc-driver-sqlite``).
+index of migration 0001, ``synchronous=NORMAL`` as the warehouse sets it). Not wired into the pipeline, and it must
+not be in the pipeline's process: ADBC's driver brings its own copy of SQLite, whose locks a stdlib connection to
+the same file drops when it closes (``bench/sqlite_two_libraries.py``). Needs the bench extra (``adbc-driver-sqlite``).
 
     python bench/sqlite_ingest.py [BATCHES] [--rows 20000 --repeat 2]
 """
