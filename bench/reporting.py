@@ -211,7 +211,7 @@ def query_only(source: str, stored: bool = False) -> tuple[float, float]:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         partition = daily.interval_partition(source, DAY)
-        sql = daily.stored_sql(view, "duckdb", DAY, f"SELECT * FROM read_parquet('{partition}')")
+        sql = daily.stored_sql(view, "duckdb", DAY, daily.partition_sql(partition))
         t, cpu = time.perf_counter(), time.process_time()
         con.sql(sql).to_arrow_table()
         took = time.perf_counter() - t, time.process_time() - cpu

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from pipelines.reporting import interval_store
 from pipelines.reporting.views import _rows_to_arrow, compile_view, connect, is_warehouse_url, sqlglot_dialect
+from pipelines.storage.parquet import partition_parts
 
 MARGIN = timedelta(hours=3)  # at most a day: a day reads the Parquet partitions of the day before and after
 
@@ -89,7 +90,7 @@ def intervals(
             return stored
     if day is None:
         return _run(source, "agent_state_interval", None, margin, "")
-    start = _epoch_us(_midnight(day))
+    start = interval_store.epoch_us(_midnight(day))
     where = f"ended_at_us > {start} AND started_at_us < {start + 86_400_000_000}"
     return _run(source, "agent_state_interval", day, margin, where)
 
@@ -116,17 +117,25 @@ INTERVAL_PARTITION = "agent_state_interval"  # PARQUET_ROOT/agent_state_interval
 def interval_partition(root: Source, day: date) -> str | None:
     """The day's persisted intervals under a Parquet root (those overlapping the day), or None when not written."""
     root = str(root).rstrip("/")
-    path = f"{root}/{INTERVAL_PARTITION}/date={day.isoformat()}/part.parquet"
+    path = "/".join([root, *partition_parts(INTERVAL_PARTITION, day)])
     if "://" not in root:
         return path if os.path.isfile(path) else None
     fs, inner = pafs.FileSystem.from_uri(path)
     return path if fs.get_file_info(inner).type == pafs.FileType.File else None
 
 
+def partition_sql(path: str) -> str:
+    """DuckDB's SELECT of one partition file (the path quoted as an SQL string)."""
+    return f"SELECT * FROM read_parquet('{path.replace(chr(39), chr(39) * 2)}')"
+
+
 def stored_sql(view: str, dialect: str, day: date | None, intervals_sql: str | None = None) -> str:
     """The query computing ``view`` (intervals or time in state) for ``day`` from persisted intervals:
     ``intervals_sql`` (a SELECT of the view's columns; default: the warehouse's store, restricted to the day)."""
-    bounds = (None, None) if day is None else (_epoch_us(_midnight(day)), _epoch_us(_midnight(day)) + 86_400_000_000)
+    bounds: tuple[int | None, int | None] = (None, None)
+    if day is not None:
+        start = interval_store.epoch_us(_midnight(day))
+        bounds = (start, start + 86_400_000_000)
     source = intervals_sql or interval_store.current_rows_sql(dialect, *bounds)
     if view == "agent_state_interval":
         return source
@@ -155,8 +164,7 @@ def _stored(source: Source, view: str, day: date | None) -> pa.Table | None:
             con = duckdb.connect()
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                read = f"SELECT * FROM read_parquet('{path.replace(chr(39), chr(39) * 2)}')"
-                table = con.sql(stored_sql(view, "duckdb", day, read)).to_arrow_table()
+                table = con.sql(stored_sql(view, "duckdb", day, partition_sql(path))).to_arrow_table()
             finally:
                 con.close()
     return conform(table, SCHEMAS[view]).sort_by([(key, "ascending") for key in KEYS[view]])
@@ -232,10 +240,6 @@ def _day_filters(dialect: str, day: date, margin: timedelta) -> dict[str, str]:
 
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _epoch_us(at: datetime) -> int:
-    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def _ts_literal(dialect: str, at: datetime) -> str:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -113,6 +114,14 @@ ROW_FIELDS = (
     "ended_shown_us",
     "opened_at_us",
 )
+
+
+def epoch_us(at: datetime) -> int:
+    """``at`` (zone-aware) in the store's unit: integer microseconds since 1970 UTC."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @cache

@@ -53,6 +53,12 @@ def _partition(day: date) -> str:
     return f"date={day.isoformat()}"
 
 
+def partition_parts(view: str, day: date) -> list[str]:
+    """A daily reporting partition's path below the Parquet root, as components: ``<view>``, ``date=YYYY-MM-DD``,
+    ``part.parquet`` (written by ``ParquetStore.write_partition``, found by its readers)."""
+    return [safe_path_component(view), _partition(day), "part.parquet"]
+
+
 class ParquetStore:
     """Parquet files under ``root``: a local folder or a URI that ``pyarrow.fs.FileSystem.from_uri`` opens."""
 
@@ -99,7 +105,7 @@ class ParquetStore:
         """``root/<view>/date=YYYY-MM-DD/part.parquet`` for a daily reporting partition."""
         if schema is not None:
             arrow_table = conform(arrow_table, schema)
-        return self._write([safe_path_component(view), _partition(day), "part.parquet"], arrow_table)
+        return self._write(partition_parts(view, day), arrow_table)
 
     def fact_files(self, table: str) -> list[str]:
         """The data files of ``table`` (any layout below its folder), sorted; temporaries excluded."""

@@ -151,7 +151,7 @@ def _delete_old_intervals(warehouse: Warehouse, cutoff: datetime) -> dict[str, i
     last seen before it, a day of intervals per transaction (oldest first). An interval spanning the cutoff stays
     whole, so the first kept day reports as before."""
     store = schema.agent_state_interval_store
-    cutoff_us = (cutoff - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    cutoff_us = interval_store.epoch_us(cutoff)
     with warehouse.engine.connect() as conn:
         oldest = conn.execute(sa.select(sa.func.min(store.c.ended_at_us))).scalar()
     day_us = 86_400_000_000
